@@ -1,0 +1,25 @@
+"""minnorm — minimum-norm MEG/EEG source imaging, exact and fast.
+
+A drop-in for ``mne.minimum_norm``: the same function names and results
+(MNE, dSPM, sLORETA, eLORETA), computed from one SVD of the whitened,
+weighted gain.
+"""
+
+from ._version import __version__
+from .apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
+from .io import read_inverse_operator, write_inverse_operator
+from .kernel import Kernel, prepare_kernel
+from .operator import InverseOperator, make_inverse_operator
+
+__all__ = [
+    "__version__",
+    "InverseOperator",
+    "Kernel",
+    "make_inverse_operator",
+    "prepare_kernel",
+    "apply_inverse",
+    "apply_inverse_epochs",
+    "apply_inverse_raw",
+    "read_inverse_operator",
+    "write_inverse_operator",
+]

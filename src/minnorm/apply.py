@@ -1,0 +1,268 @@
+"""Applying a kernel to data: evoked, epochs, raw and plain arrays.
+
+    ŝ(t) = leads @ (fields @ b(t))          # low rank: r ≤ M components in between
+
+then, for free orientations, the norm over the three components (pick_ori
+None), and the noise normalisation (dSPM, sLORETA).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from . import _mne
+from .kernel import Kernel, prepare_kernel
+from .operator import InverseOperator
+from .priors import surface_frames
+
+__all__ = [
+    "Assembled",
+    "assemble",
+    "apply_assembled",
+    "apply_inverse",
+    "apply_inverse_epochs",
+    "apply_inverse_raw",
+]
+
+logger = logging.getLogger("minnorm")
+
+PickOri = Literal[None, "normal", "vector"]
+
+
+@dataclass(frozen=True, eq=False)
+class Assembled:
+    """A kernel restricted to a label and an orientation choice.
+
+    Attributes
+    ----------
+    leads : ndarray of shape (n_out_rows, r)
+    fields : ndarray of shape (r, M)
+    noise_norm : ndarray of shape (n_locations,) or None
+    vertices : list of ndarray
+        Vertex numbers of the output, per source space.
+    source_nn : ndarray
+        Orientation of each row (for vector output).
+    combine : bool
+        Norm over each location's 3 rows (free orientation, pick_ori None).
+    vector : bool
+        Keep 3 rows per location (pick_ori "vector").
+    """
+
+    leads: np.ndarray
+    fields: np.ndarray
+    noise_norm: np.ndarray | None
+    vertices: list
+    source_nn: np.ndarray
+    combine: bool
+    vector: bool
+
+    @property
+    def kernel_matrix(self) -> np.ndarray:
+        """The dense kernel K = leads @ fields, shape (n_out_rows, M)."""
+        return self.leads @ self.fields
+
+
+def check_pick_ori(pick_ori, op: InverseOperator):
+    """None, "normal" (free/loose surface operators) or "vector"."""
+    if pick_ori not in (None, "normal", "vector"):
+        raise ValueError(f'pick_ori must be None, "normal" or "vector", got {pick_ori!r}')
+    if pick_ori == "normal" and op.src.kind not in ("surface", "discrete"):
+        raise ValueError(
+            f'pick_ori="normal" needs surface normals, but the source space is '
+            f"{op.src.kind}: use pick_ori=None or \"vector\""
+        )
+
+
+def assemble(op: InverseOperator, kernel: Kernel, *, label=None, pick_ori: PickOri = None,
+             use_cps: bool = True) -> Assembled:
+    """Restrict ``kernel`` to ``label`` and apply the orientation choice."""
+    check_pick_ori(pick_ori, op)
+    leads, noise_norm, nn = kernel.leads, kernel.noise_norm, op.source_nn
+    vertno = _mne.vertices(op.src)
+    if label is not None:
+        vertno, sel = _mne.label_vertices(label, op.src)
+        if noise_norm is not None:
+            noise_norm = noise_norm[sel]
+        rows = (3 * sel[:, np.newaxis] + np.arange(3)).ravel() if op.n_orient == 3 else sel
+        leads, nn = leads[rows], nn[rows]
+    if pick_ori == "normal":
+        if op.source_ori != "free" or not op.is_loose:
+            raise ValueError(
+                'pick_ori="normal" needs a free or loose orientation operator; this '
+                "one is fixed: its estimates are already normal (use pick_ori=None)"
+            )
+        if op.src.kind == "surface" and _is_cartesian(op):
+            leads, nn = _rotate_to_surface(op, leads, vertno, use_cps)
+        leads, nn = leads[2::3], nn[2::3]
+    free = op.source_ori == "free" and pick_ori != "normal"
+    return Assembled(
+        leads=leads, fields=kernel.fields, noise_norm=noise_norm, vertices=vertno,
+        source_nn=nn, combine=free and pick_ori != "vector", vector=pick_ori == "vector",
+    )
+
+
+def _is_cartesian(op) -> bool:
+    frames = op.source_nn.reshape(op.n_sources, 3, 3)
+    return bool(np.allclose(frames, np.eye(3), atol=1e-6))
+
+
+def _rotate_to_surface(op, leads, vertno, use_cps):
+    """Rotate x, y, z rows of a cartesian operator into (t₁, t₂, n) frames."""
+    normals = []
+    for s, v, nn in zip(op.src, vertno, _mne._normals(op.src, use_cps)):
+        normals.append(nn[np.searchsorted(s["vertno"], v)])
+    frames = surface_frames(np.concatenate(normals))  # (n, 3, 3)
+    rotated = np.matmul(frames, leads.reshape(-1, 3, leads.shape[1]))
+    return rotated.reshape(leads.shape), frames.reshape(-1, 3)
+
+
+def apply_assembled(a: Assembled, data: np.ndarray) -> np.ndarray:
+    """Source time courses from sensor data.
+
+    Parameters
+    ----------
+    a : Assembled
+    data : ndarray of shape (M, n_times)
+        Sensor data in the operator's channel order.
+
+    Returns
+    -------
+    sol : ndarray of shape (n_out_rows or n_locations, n_times)
+    """
+    sol = a.leads @ (a.fields @ data)
+    if a.combine:
+        sol = np.sqrt(np.einsum("kit,kit->kt", *(2 * [sol.reshape(-1, 3, sol.shape[-1])])))
+    if a.noise_norm is not None:
+        norm = np.repeat(a.noise_norm, 3) if a.vector and len(sol) != len(a.noise_norm) \
+            else a.noise_norm
+        sol *= norm[:, np.newaxis]
+    return sol
+
+
+def _as_operator(inverse_operator) -> InverseOperator:
+    if isinstance(inverse_operator, InverseOperator):
+        return inverse_operator
+    return InverseOperator.from_mne(inverse_operator)
+
+
+def _prepare(inst_info, inverse_operator, lambda2, method, nave, method_params,
+             label, pick_ori, use_cps):
+    op = _as_operator(inverse_operator)
+    _mne.check_channels(op, inst_info)
+    kernel = prepare_kernel(op, lambda2=lambda2, method=method, nave=nave,
+                            method_params=method_params)
+    return op, kernel, assemble(op, kernel, label=label, pick_ori=pick_ori, use_cps=use_cps)
+
+
+def apply_inverse(evoked, inverse_operator, lambda2=1.0 / 9.0, method="dSPM",
+                  pick_ori=None, prepared=False, label=None, method_params=None,
+                  return_residual=False, use_cps=True, verbose=None):
+    """Source estimate of an Evoked, as ``mne.minimum_norm.apply_inverse``.
+
+    Parameters
+    ----------
+    evoked : mne.Evoked
+        The noise covariance is divided by ``evoked.nave``.
+    inverse_operator : InverseOperator | mne.minimum_norm.InverseOperator
+    lambda2 : float
+        Regularisation λ² > 0 (1/SNR²; default 1/9 for SNR = 3).
+    method : "MNE" | "dSPM" | "sLORETA" | "eLORETA"
+    pick_ori : None | "normal" | "vector"
+        None: norm over orientations (free/loose); "normal": the component
+        normal to the cortex; "vector": all three, as x, y, z.
+    prepared : bool
+        Accepted for compatibility; minnorm prepares and caches by itself.
+    label : mne.Label | mne.BiHemiLabel | None
+        Restrict the output to the label's sources.
+    method_params : dict | None
+        eLORETA options ``eps`` (1e-6), ``max_iter`` (20), ``force_equal`` (False).
+    return_residual : bool
+        Also return evoked minus the data the estimate explains.
+    use_cps : bool
+        Patch-statistics normals when rotating a cartesian operator (pick_ori "normal").
+    verbose : bool | str | int | None
+
+    Returns
+    -------
+    stc : SourceEstimate | VectorSourceEstimate | VolSourceEstimate | ...
+    residual : mne.Evoked
+        Only if ``return_residual``.
+    """
+    with _mne.log_level(verbose):
+        _mne.check_instance(evoked, "evoked")
+        op, kernel, a = _prepare(evoked.info, inverse_operator, lambda2, method,
+                                 evoked.nave, method_params, label, pick_ori, use_cps)
+        rows = _mne.pick_rows(evoked.ch_names, op)
+        data = evoked.data[rows]
+        sol = apply_assembled(a, data)
+        stc = _mne.make_stc(sol, a.vertices, src=op.src, tmin=float(evoked.times[0]),
+                            tstep=1.0 / evoked.info["sfreq"], vector=a.vector,
+                            source_nn=a.source_nn)
+        estimate = kernel.estimate_data(data)
+        _log_explained(kernel, data, estimate)
+        if return_residual:
+            return stc, _mne.residual_evoked(evoked, rows, estimate)
+        return stc
+
+
+def _log_explained(kernel, data, estimate):
+    if logger.isEnabledFor(logging.INFO):
+        white = kernel.whitener.matrix @ kernel.whitener.proj
+        data_w, res_w = white @ data, white @ (data - estimate)
+        logger.info("Explained %5.1f%% variance", 100 * (1 - np.sum(res_w**2) / np.sum(data_w**2)))
+
+
+def apply_inverse_epochs(epochs, inverse_operator, lambda2, method="dSPM", label=None,
+                         nave=1, pick_ori=None, return_generator=False, prepared=False,
+                         method_params=None, use_cps=True, verbose=None):
+    """Source estimates of every epoch, as ``mne.minimum_norm.apply_inverse_epochs``.
+
+    Returns a list of source estimates (or a generator with
+    ``return_generator=True``). ``nave`` scales the noise covariance (default 1).
+    Other parameters as :func:`apply_inverse`.
+    """
+    with _mne.log_level(verbose):
+        _mne.check_instance(epochs, "epochs")
+        op, kernel, a = _prepare(epochs.info, inverse_operator, lambda2, method, nave,
+                                 method_params, label, pick_ori, use_cps)
+    rows = _mne.pick_rows(epochs.ch_names, op)
+    tmin, tstep = float(epochs.times[0]), 1.0 / epochs.info["sfreq"]
+
+    def generate():
+        for data in _mne.iter_epochs(epochs):
+            yield _mne.make_stc(apply_assembled(a, data[rows]), a.vertices, src=op.src,
+                                tmin=tmin, tstep=tstep, vector=a.vector,
+                                source_nn=a.source_nn)
+
+    return generate() if return_generator else list(generate())
+
+
+def apply_inverse_raw(raw, inverse_operator, lambda2, method="dSPM", label=None,
+                      start=None, stop=None, nave=1, time_func=None, pick_ori=None,
+                      buffer_size=None, prepared=False, method_params=None,
+                      use_cps=True, verbose=None):
+    """Source estimate of continuous data, as ``mne.minimum_norm.apply_inverse_raw``.
+
+    ``start``/``stop`` are sample indices; ``time_func`` is applied to the
+    sensor data first; ``buffer_size`` (samples) bounds the memory used while
+    combining orientations. Other parameters as :func:`apply_inverse`.
+    """
+    with _mne.log_level(verbose):
+        _mne.check_instance(raw, "raw")
+        op, kernel, a = _prepare(raw.info, inverse_operator, lambda2, method, nave,
+                                 method_params, label, pick_ori, use_cps)
+        rows = _mne.pick_rows(raw.ch_names, op)
+        data, times = raw[rows, start:stop]
+        if time_func is not None:
+            data = time_func(data)
+        step = data.shape[1] if buffer_size is None else max(int(buffer_size), 1)
+        sol = np.concatenate(
+            [apply_assembled(a, data[:, k:k + step]) for k in range(0, data.shape[1], step)]
+            or [apply_assembled(a, data)], axis=1)
+        return _mne.make_stc(sol, a.vertices, src=op.src, tmin=float(times[0]),
+                             tstep=1.0 / raw.info["sfreq"], vector=a.vector,
+                             source_nn=a.source_nn)

@@ -1,0 +1,166 @@
+"""Kernels: the inverse for one λ², method and number of averages.
+
+From G = W L R**½ = U S Vᵀ (see :mod:`minnorm.operator`), with Γ = diag(s/(s²+λ²))::
+
+    K = R**½ V Γ Uᵀ W P                           # (n_rows, M): the MNE kernel
+      = leads @ fields                            # leads (n_rows, r), fields (r, M)
+
+    dSPM    : ŝ_k / √(K C Kᵀ)_kk        = ‖(R**½ V Γ)_k‖                (Dale 2000)
+    sLORETA : ŝ_k / √(K (G Gᵀ+λ²I) Kᵀ)_kk = ‖(R**½ V Γ √(1+s²/λ²))_k‖  (Pascual-Marqui 2002)
+    eLORETA : R replaced by fitted weights, then MNE's formula          (Pascual-Marqui 2007)
+
+For free orientations the noise norms of a location's three rows are
+combined (√ of the sum of squares). For evoked data of ``nave`` averages
+the noise covariance is C / nave: the kernel does not change, and the noise
+norms scale by 1/√nave.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import linalg
+
+from . import _eloreta
+from .whitening import Whitener
+
+__all__ = ["Kernel", "prepare_kernel", "METHODS"]
+
+logger = logging.getLogger("minnorm")
+
+METHODS = ("MNE", "dSPM", "sLORETA", "eLORETA")
+Method = Literal["MNE", "dSPM", "sLORETA", "eLORETA"]
+_CACHE_SIZE = 8
+
+
+@dataclass(frozen=True, eq=False)
+class Kernel:
+    """The inverse for one (λ², method, nave), as low-rank factors.
+
+    Attributes
+    ----------
+    method, lambda2, nave
+        What it was prepared for.
+    leads : ndarray of shape (n_rows, r)
+        R**½ V Γ (eLORETA: with its weights).
+    fields : ndarray of shape (r, M)
+        Uᵀ W P: data → whitened components.
+    noise_norm : ndarray of shape (n_sources,) or None
+        1 / noise standard deviation per location (dSPM, sLORETA).
+    eigen_fields : ndarray of shape (r, M)
+        Uᵀ (for the residual).
+    sing, reginv : ndarray of shape (r,)
+        s and s / (s² + λ²).
+    whitener : Whitener
+        The noise model for ``nave``.
+    """
+
+    method: str
+    lambda2: float
+    nave: float
+    leads: np.ndarray
+    fields: np.ndarray
+    noise_norm: np.ndarray | None
+    eigen_fields: np.ndarray
+    sing: np.ndarray
+    reginv: np.ndarray
+    whitener: Whitener
+
+    def estimate_data(self, data: np.ndarray) -> np.ndarray:
+        """The sensor data the estimate explains, C**½ U Π Uᵀ W P b  (Π = sΓ)."""
+        Pi = self.sing * self.reginv
+        return self.whitener.colorer @ (self.eigen_fields.T @ (Pi[:, np.newaxis] * (self.fields @ data)))
+
+
+def check_lambda2(lambda2) -> float:
+    """λ² must be a positive finite number."""
+    try:
+        value = float(lambda2)
+    except (TypeError, ValueError):
+        raise TypeError(f"lambda2 must be a number, got {lambda2!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"lambda2 must be > 0 (typically 1/SNR², e.g. 1/9), got {lambda2!r}")
+    return value
+
+
+def check_method(method) -> str:
+    """One of MNE, dSPM, sLORETA, eLORETA."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    return method
+
+
+def regularized_inverse(sing: np.ndarray, lambda2: float, n_nonzero: int) -> np.ndarray:
+    """Γ = s / (s² + λ²) on the first n_nonzero components, 0 beyond."""
+    reginv = np.zeros_like(sing, dtype=np.float64)
+    s = sing[:n_nonzero]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reginv[:n_nonzero] = np.where(s > 0, s / (s**2 + lambda2), 0.0)
+    return reginv
+
+
+def prepare_kernel(op, *, lambda2: float, method: Method = "dSPM", nave: float = 1,
+                   method_params: dict | None = None) -> Kernel:
+    """The kernel of ``op`` for (λ², method, nave), cached on the operator."""
+    lambda2 = check_lambda2(lambda2)
+    method = check_method(method)
+    if not nave > 0:
+        raise ValueError(f"nave (number of averages) must be > 0, got {nave}")
+    params = _eloreta.check_params(method_params) if method == "eLORETA" else None
+    key = (method, lambda2, float(nave), None if params is None else tuple(sorted(params.items())))
+    cache = op._kernels
+    if key not in cache:
+        if len(cache) >= _CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = _build(op, lambda2, method, float(nave), params)
+    return cache[key]
+
+
+def _build(op, lambda2, method, nave, params) -> Kernel:
+    whitener = op.whitener.scaled(nave)
+    n_nonzero = whitener.n_nonzero
+    source_std = np.sqrt(op.source_cov / nave)
+    if method == "eLORETA":
+        return _build_eloreta(op, lambda2, nave, whitener, source_std, params)
+    reginv = regularized_inverse(op.sing, lambda2, n_nonzero)
+    std_V = source_std[:, np.newaxis] * op.eigen_leads  # R**½ V, (n_rows, r)
+    noise_norm = None
+    if method != "MNE":
+        weight = reginv if method == "dSPM" else reginv * np.sqrt(1.0 + op.sing**2 / lambda2)
+        noise_norm = _noise_norm(std_V, weight, op.n_orient)
+    return Kernel(
+        method=method, lambda2=lambda2, nave=nave, leads=std_V * reginv,
+        fields=op.eigen_fields @ (whitener.matrix @ whitener.proj),
+        noise_norm=noise_norm, eigen_fields=op.eigen_fields, sing=op.sing,
+        reginv=reginv, whitener=whitener,
+    )
+
+
+def _noise_norm(std_V, weight, n_orient):
+    """1 / ‖(R**½ V diag(weight))_k‖ per location (rows combined for 3 orientations)."""
+    var = np.einsum("kr,kr->k", std_V, std_V * weight**2)
+    if n_orient == 3:
+        var = var.reshape(-1, 3).sum(axis=1)
+    return 1.0 / np.sqrt(var)
+
+
+def _build_eloreta(op, lambda2, nave, whitener, source_std, params) -> Kernel:
+    logger.info("Fitting eLORETA weights (λ² = %g)", lambda2)
+    # the whitened gain without priors: G = U S Vᵀ R**-½
+    G = (op.eigen_fields.T * op.sing) @ op.eigen_leads.T / source_std
+    orient_std = np.ones(G.shape[1]) if op.orient_prior is None else np.sqrt(op.orient_prior)
+    R_sqrt = _eloreta.eloreta_weights(
+        G, orient_std=orient_std, n_orient=op.n_orient, lambda2=lambda2,
+        n_nonzero=whitener.n_nonzero, **params,
+    )
+    U, sing, Vt = linalg.svd(_eloreta.weight_gain(G, R_sqrt), full_matrices=False)
+    reginv = regularized_inverse(sing, lambda2, whitener.n_nonzero)
+    leads = _eloreta.weight_gain(Vt, R_sqrt).T  # R**½ V, (n_rows, r)
+    return Kernel(
+        method="eLORETA", lambda2=lambda2, nave=nave, leads=leads * reginv,
+        fields=U.T @ (whitener.matrix @ whitener.proj), noise_norm=None,
+        eigen_fields=U.T, sing=sing, reginv=reginv, whitener=whitener,
+    )
