@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DipoleFit", "fit_dipole_scan"]
+__all__ = ["DipoleFit", "MultiDipoleFit", "fit_dipole_scan", "fit_dipoles"]
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,98 @@ def fit_dipole_scan(
     fit : DipoleFit
     """
     y = whitener @ data
-    G = (whitener @ gain).reshape(len(y), -1, 3).transpose(1, 0, 2)  # (n_src, M, 3)
+    G = _blocks(whitener @ gain, len(y))
+    moments, gof = _scan(G, y)
+    best = int(np.argmax(gof))
+    return DipoleFit(index=best, position=np.asarray(positions[best], float),
+                     moment=moments[best], gof=float(gof[best]), gof_all=gof, time=time)
+
+
+def _blocks(gain_w, n_chan):
+    """(M, 3·n_src) → (n_src, M, 3)."""
+    return gain_w.reshape(n_chan, -1, 3).transpose(1, 0, 2)
+
+
+def _scan(G, y):
+    """Least-squares moment and GOF of a single dipole at every position."""
     gram = np.matmul(G.transpose(0, 2, 1), G)  # Gₖᵀ Gₖ, (n_src, 3, 3)
     proj = np.einsum("kmi,m->ki", G, y)  # Gₖᵀ y, (n_src, 3)
     # pseudo-inverse per block: a dipole at the centre of a sphere is MEG-silent
     moments = np.einsum("kij,kj->ki", np.linalg.pinv(gram, rcond=1e-10, hermitian=True), proj)
     explained = np.einsum("ki,ki->k", moments, proj)  # ‖Gₖ q̂ₖ‖² = q̂ₖᵀ Gₖᵀ y
-    gof = explained / np.dot(y, y)
-    best = int(np.argmax(gof))
-    return DipoleFit(index=best, position=np.asarray(positions[best], float),
-                     moment=moments[best], gof=float(gof[best]), gof_all=gof, time=time)
+    return moments, explained / np.dot(y, y)
+
+
+@dataclass(frozen=True)
+class MultiDipoleFit:
+    """Several dipoles fitted together (one per group of candidate positions).
+
+    Attributes
+    ----------
+    fits : tuple of DipoleFit
+        Each dipole; its ``moment`` is from the joint fit, its ``gof`` the
+        GOF of that dipole alone and ``gof_all`` its last scan.
+    gof : float
+        Goodness of fit of all dipoles together.
+    time : float
+    """
+
+    fits: tuple
+    gof: float
+    time: float
+
+
+def fit_dipoles(
+    gain: np.ndarray,
+    data: np.ndarray,
+    /,
+    *,
+    whitener: np.ndarray,
+    positions: np.ndarray,
+    groups,
+    time: float = 0.0,
+    max_iter: int = 20,
+) -> MultiDipoleFit:
+    """One dipole per group of positions (e.g. one per hemisphere), fitted jointly.
+
+    Alternating scans: each dipole's position is the best single-dipole fit to
+    the data minus the other dipoles' fields; all moments are then refitted
+    together by least squares; repeated until the positions stop changing.
+
+    Parameters
+    ----------
+    gain, data, whitener, positions, time
+        As :func:`fit_dipole_scan`.
+    groups : sequence of ndarray of int
+        Candidate source indices of each dipole.
+    max_iter : int
+        Cap on the alternations.
+    """
+    y = whitener @ data
+    G = _blocks(whitener @ gain, len(y))
+    chosen = [int(g[0]) for g in groups]
+    moments = np.zeros((len(groups), 3))
+    for _ in range(max_iter):
+        previous = list(chosen)
+        for i, group in enumerate(groups):
+            others = sum((G[chosen[j]] @ moments[j] for j in range(len(groups)) if j != i),
+                         np.zeros_like(y))
+            _, gof = _scan(G[group], y - others)
+            chosen[i] = int(group[np.argmax(gof)])
+            moments = _joint_moments(G, y, chosen)
+        if chosen == previous:
+            break
+    A = np.concatenate([G[k] for k in chosen], axis=1)
+    total = 1 - np.sum((y - A @ moments.ravel()) ** 2) / np.dot(y, y)
+    fits = []
+    for i, (k, group) in enumerate(zip(chosen, groups)):
+        single, gof = _scan(G[group], y)
+        fits.append(DipoleFit(index=k, position=np.asarray(positions[k], float),
+                              moment=moments[i], gof=float(gof[list(group).index(k)]),
+                              gof_all=gof, time=time))
+    return MultiDipoleFit(tuple(fits), float(total), time)
+
+
+def _joint_moments(G, y, chosen):
+    A = np.concatenate([G[k] for k in chosen], axis=1)  # (M, 3·n_dipoles)
+    return np.linalg.lstsq(A, y, rcond=None)[0].reshape(len(chosen), 3)

@@ -94,9 +94,10 @@ class LCurve:
     ----------
     lambda2 : ndarray of shape (n,)
     residual : ndarray of shape (n,)
-        ‖y − G v‖ (whitened data misfit; ≈ √n_channels means "fits to the noise").
+        ‖y − G v‖ (whitened data misfit, root mean square over time points;
+        ≈ √n_channels means "fits down to the noise").
     norm : ndarray of shape (n,)
-        ‖v‖ (the weighted source norm).
+        ‖v‖ (the weighted source norm, root mean square over time points).
     """
 
     lambda2: np.ndarray
@@ -120,14 +121,15 @@ def lcurve(op, data: np.ndarray, /, *, lambda2: np.ndarray, nave: float = 1) -> 
     ----------
     op : InverseOperator
     data : ndarray of shape (M,) or (M, n_times)
-        Sensor data (several time points are summed over).
+        Sensor data; with several time points both terms are averaged over
+        them (so ‖y − Gv‖² ≈ n_channels means "fits down to the noise").
     lambda2 : ndarray of shape (n,)
     nave : float
         Number of averages (the noise covariance is C / nave).
     """
     white = op.whitener.scaled(nave)
     w = op.eigen_fields @ (white.matrix @ (white.proj @ data))
-    w2 = (w**2).reshape(len(w), -1).sum(axis=1)
+    w2 = (w**2).reshape(len(w), -1).mean(axis=1)
     lambdas = np.asarray(lambda2, dtype=float)
     residual, norm = [], []
     for lam in lambdas:

@@ -118,15 +118,15 @@ def default_sources() -> tuple[Source, ...]:
     """Bilateral auditory N100m at 100 ms, then a non-dipolar right temporal field at 300 ms.
 
     The auditory sources sit near Heschl's gyrus (±50, −20, 8) mm; at 300 ms
-    two right ventral temporal sources (inferior temporal gyrus, lateral;
-    fusiform gyrus, deeper and facing down) are active together, so no single
-    dipole explains the late field.
+    two right temporal sources 8 cm apart (anterior temporal near the pole;
+    posterior fusiform gyrus, deeper and facing down) are active together, so
+    no single dipole per hemisphere explains the late field.
     """
     return (
         Source("auditory-lh", position=(-50.0, -20.0, 8.0), amplitude=30.0, latency=0.100, width=0.015),
         Source("auditory-rh", position=(50.0, -20.0, 8.0), amplitude=30.0, latency=0.100, width=0.015),
-        Source("temporal-rh", position=(56.0, -30.0, -18.0), amplitude=20.0, latency=0.300, width=0.040),
-        Source("fusiform-rh", position=(38.0, -50.0, -18.0), amplitude=20.0, latency=0.300, width=0.040),
+        Source("temporal-rh", position=(52.0, 8.0, -30.0), amplitude=20.0, latency=0.300, width=0.040),
+        Source("fusiform-rh", position=(36.0, -66.0, -14.0), amplitude=20.0, latency=0.300, width=0.040),
     )
 
 

@@ -1,0 +1,256 @@
+"""Pictures of the minimum-norm story, drawn with matplotlib only (no 3-D backend).
+
+Cortical maps are rendered on fsaverage5's inflated surface (shipped with
+nilearn): an orthographic projection drawn back to front, shaded by the sulcal
+depth, with the source values of the (sub-sampled) source space spread to every
+mesh vertex by nearest source on the sphere.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+from scipy.spatial import cKDTree  # noqa: E402
+
+__all__ = ["CortexMesh", "cortex_mesh", "plot_cortex", "plot_maps", "plot_time_courses",
+           "plot_lcurve", "plot_surface_bias", "plot_dipoles"]
+
+HEMIS = ("lh", "rh")
+VIEWS = ("lateral", "medial")
+# viewing direction (from the eye into the brain) per hemisphere and view
+_DIRECTION = {("lh", "lateral"): (1, 0, 0), ("lh", "medial"): (-1, 0, 0),
+              ("rh", "lateral"): (-1, 0, 0), ("rh", "medial"): (1, 0, 0)}
+METHOD_COLORS = {"truth": "k", "MNE": "C0", "dSPM": "C1", "sLORETA": "C2", "eLORETA": "C3"}
+
+
+@dataclass(frozen=True, eq=False)
+class CortexMesh:
+    """One hemisphere of fsaverage5, inflated, ready to draw.
+
+    Attributes
+    ----------
+    coords : ndarray of shape (10242, 3)
+        Inflated-surface vertex positions (mm).
+    faces : ndarray of shape (20480, 3)
+    sulc : ndarray of shape (10242,)
+        Sulcal depth (for the grey background).
+    nearest : ndarray of shape (10242,)
+        For each mesh vertex, the index of the nearest used source vertex.
+    """
+
+    coords: np.ndarray
+    faces: np.ndarray
+    sulc: np.ndarray
+    nearest: np.ndarray
+
+
+@functools.lru_cache(maxsize=4)
+def _fsaverage5():
+    from nilearn import datasets
+
+    mesh = datasets.load_fsaverage("fsaverage5")
+    sulc = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal")
+    parts = {"lh": "left", "rh": "right"}
+    return {h: (np.asarray(mesh["inflated"].parts[p].coordinates),
+                np.asarray(mesh["inflated"].parts[p].faces),
+                np.asarray(mesh["sphere"].parts[p].coordinates),
+                np.asarray(sulc.data.parts[p]).ravel()) for h, p in parts.items()}
+
+
+def cortex_mesh(hemi: str, vertices: np.ndarray) -> CortexMesh:
+    """The inflated hemisphere and the map from source vertices to mesh vertices.
+
+    Parameters
+    ----------
+    hemi : "lh" or "rh"
+    vertices : ndarray of int
+        Vertex numbers (of the fsaverage5 mesh) that carry sources.
+    """
+    coords, faces, sphere, sulc = _fsaverage5()[hemi]
+    _, nearest = cKDTree(sphere[vertices]).query(sphere)
+    return CortexMesh(coords, faces, sulc, nearest)
+
+
+def plot_cortex(ax, mesh: CortexMesh, values: np.ndarray, *, hemi: str, view: str,
+                vmax: float, threshold: float = 0.25, cmap: str = "hot") -> None:
+    """Draw one view of a hemisphere with source values overlaid.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    mesh : CortexMesh
+    values : ndarray of shape (n_used_vertices,)
+        Non-negative values on the hemisphere's sources.
+    hemi, view : "lh"/"rh", "lateral"/"medial"
+    vmax : float
+        Value of the top of the colour scale.
+    threshold : float
+        Values below ``threshold · vmax`` are not coloured.
+    """
+    direction = np.asarray(_DIRECTION[(hemi, view)], float)
+    up = np.array([0.0, 0.0, 1.0])
+    right = np.cross(direction, up)
+    tri = mesh.coords[mesh.faces]  # (n_faces, 3, 3)
+    xy = np.stack([tri @ right, tri @ up], axis=-1)
+    depth = (tri @ direction).mean(axis=1)
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
+    light = 0.55 + 0.45 * np.clip(-(normal @ direction), 0, 1)
+    base = np.where(mesh.sulc[mesh.faces].mean(axis=1) > 0, 0.55, 0.8)
+    colors = np.repeat((base * light)[:, None], 3, axis=1)
+    face_values = np.asarray(values)[mesh.nearest][mesh.faces].mean(axis=1) / vmax
+    shown = face_values > threshold
+    overlay = plt.get_cmap(cmap)(np.clip((face_values - threshold) / (1 - threshold), 0, 1))
+    colors[shown] = overlay[shown, :3] * light[shown, None]
+    order = np.argsort(-depth)  # far faces first
+    ax.add_collection(PolyCollection(xy[order], facecolors=colors[order], edgecolors="none"))
+    ax.set_xlim(xy[..., 0].min(), xy[..., 0].max())
+    ax.set_ylim(xy[..., 1].min(), xy[..., 1].max())
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def plot_maps(rows: dict, *, vertices, title: str, cmap: str = "hot"):
+    """Grid of cortical maps: one row per estimate, lateral and medial views of both hemispheres.
+
+    Parameters
+    ----------
+    rows : dict of str → ndarray of shape (n_sources,)
+        Non-negative values on all sources (lh then rh), e.g. {"truth": …, "MNE": …}.
+    vertices : list of two ndarray
+        The used vertex numbers per hemisphere.
+    title : str
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    meshes = {h: cortex_mesh(h, v) for h, v in zip(HEMIS, vertices)}
+    n_lh = len(vertices[0])
+    fig, axes = plt.subplots(len(rows), 4, figsize=(12, 2.3 * len(rows)), squeeze=False)
+    for r, (name, values) in enumerate(rows.items()):
+        vmax = np.max(values) or 1.0
+        for c, (hemi, view) in enumerate([(h, v) for h in HEMIS for v in VIEWS]):
+            part = values[:n_lh] if hemi == "lh" else values[n_lh:]
+            plot_cortex(axes[r, c], meshes[hemi], part, hemi=hemi, view=view, vmax=vmax, cmap=cmap)
+            if r == 0:
+                axes[r, c].set_title(f"{hemi} {view}", fontsize=10)
+        axes[r, 0].text(-0.05, 0.5, name, transform=axes[r, 0].transAxes, rotation=90,
+                        ha="right", va="center", fontsize=12, fontweight="bold")
+    fig.suptitle(title, fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def plot_time_courses(times, courses: dict, *, names, title: str):
+    """Time courses at each true source, every method scaled to its own peak.
+
+    Parameters
+    ----------
+    times : ndarray of shape (n_times,)
+    courses : dict of str → ndarray of shape (n_true, n_times)
+        {"truth": …, "MNE": …, …}; each row is drawn divided by its maximum.
+    names : sequence of str
+        Name of each true source.
+    """
+    n = len(names)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.0), squeeze=False, sharey=True)
+    for i, ax in enumerate(axes[0]):
+        for method, data in courses.items():
+            trace = np.abs(data[i])
+            ax.plot(1e3 * times, trace / (trace.max() or 1), color=METHOD_COLORS.get(method),
+                    lw=2.5 if method == "truth" else 1.3,
+                    ls="--" if method == "truth" else "-", label=method)
+        ax.set_title(names[i], fontsize=10)
+        ax.set_xlabel("time (ms)")
+        ax.axvline(0, color="0.7", lw=0.8)
+    axes[0, 0].set_ylabel("amplitude / its peak")
+    axes[0, -1].legend(fontsize=8, loc="upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lcurve(curve, *, default_lambda2: float, n_channels: int):
+    """The L-curve ‖v‖ against ‖y − Gv‖, and both terms of F against λ²."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.loglog(curve.residual, curve.norm, "o-", ms=3, color="C0")
+    k = int(np.argmin(np.abs(np.log(curve.lambda2 / default_lambda2))))
+    ax1.loglog(curve.residual[k], curve.norm[k], "o", ms=10, mfc="none", mec="C3", mew=2,
+               label=f"default λ² = {default_lambda2:.3g}")
+    ax1.set_xlabel("data misfit ‖y − G v‖ (whitened)")
+    ax1.set_ylabel("source norm ‖v‖ (weighted)")
+    ax1.set_title("L-curve: fit against current used")
+    ax1.legend()
+    ax2.loglog(curve.lambda2, curve.residual**2, label="misfit ‖y − Gv‖²")
+    ax2.loglog(curve.lambda2, curve.lambda2 * curve.norm**2, label="penalty λ²‖v‖²")
+    ax2.loglog(curve.lambda2, curve.cost, "k--", label="F = misfit + penalty")
+    ax2.axhline(n_channels, color="0.6", lw=0.8, ls=":", label="noise level (n channels)")
+    ax2.axvline(default_lambda2, color="C3", lw=1)
+    ax2.set_xlabel("λ²")
+    ax2.set_title("the two terms of the cost F(λ²)")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_surface_bias(loc_by_method: dict, *, names):
+    """Depth of each method's peak against the true depth (the surface bias)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    methods = list(loc_by_method)
+    width = 0.8 / (len(methods) + 1)
+    x = np.arange(len(names))
+    true_depth = next(iter(loc_by_method.values())).true_depth
+    ax.bar(x - 0.4 + width / 2, true_depth, width, color="k", label="true source")
+    for i, method in enumerate(methods):
+        ax.bar(x - 0.4 + width * (i + 1.5), loc_by_method[method].peak_depth, width,
+               color=METHOD_COLORS.get(method), label=method)
+    ax.set_xticks(x, names, rotation=15, fontsize=9)
+    ax.set_ylabel("depth below the inner skull (mm)")
+    ax.set_title("Where does each method put the peak? Shallower bars = surface bias")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_dipoles(positions_mm, fits: list, truth_mm, *, peaks: list):
+    """Glass-brain projections: sources, true positions, dipoles and dSPM peaks.
+
+    Parameters
+    ----------
+    positions_mm : ndarray of shape (n_sources, 3)
+    fits : list of MultiDipoleFit
+        One per time point (dipole positions in mm).
+    truth_mm : ndarray of shape (n_true, 3)
+    peaks : list of ndarray of shape (n, 3)
+        dSPM peak positions at each fit's time.
+    """
+    planes = [("sagittal (from the right)", 1, 2, "y (mm)", "z (mm)"),
+              ("coronal (from behind)", 0, 2, "x (mm)", "z (mm)"),
+              ("axial (from above)", 0, 1, "x (mm)", "y (mm)")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+    for ax, (name, i, j, xl, yl) in zip(axes, planes):
+        ax.scatter(positions_mm[:, i], positions_mm[:, j], s=1, c="0.85")
+        ax.scatter(truth_mm[:, i], truth_mm[:, j], s=110, facecolors="none", edgecolors="k",
+                   linewidths=1.5, label="true sources")
+        for k, (multi, peak) in enumerate(zip(fits, peaks)):
+            where = np.array([f.position for f in multi.fits])
+            ax.scatter(where[:, i], where[:, j], s=170, marker="*", color=f"C{k}",
+                       edgecolors="k", label=f"dipoles {1e3 * multi.time:.0f} ms "
+                       f"(GOF {100 * multi.gof:.0f}%)")
+            ax.scatter(peak[:, i], peak[:, j], s=45, marker="o", color=f"C{k}", alpha=0.6,
+                       label=f"dSPM peaks {1e3 * multi.time:.0f} ms")
+        ax.set_title(name)
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        ax.set_aspect("equal")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    return fig
