@@ -1,0 +1,113 @@
+"""`minnorm demo` end to end on the template head (high SNR, a private cache)."""
+
+import base64
+import re
+
+import mne
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from minnorm.demo import run_demo
+from minnorm.template import load_template
+
+FIGURES = ["maps-100ms", "maps-300ms", "time-courses", "l-curve", "surface-bias", "dipoles"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("minnorm-cache")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, cache, monkeypatch_module):
+    monkeypatch_module.setenv("MINNORM_CACHE_DIR", str(cache))
+    out = tmp_path_factory.mktemp("demo")
+    lines = []
+    result = run_demo(out=out, snr=30.0, seed=1, spacing="ico4", progress=False, echo=lines.append)
+    return result, "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def test_report_holds_every_figure(demo):
+    result, _ = demo
+    page = result.report.read_text(encoding="utf-8")
+    found = re.findall(r'<figure id="([^"]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)"',
+                       page)
+    assert [name for name, _ in found] == FIGURES
+    for _, data in found:
+        png = base64.b64decode(data)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "http" not in page.replace("http-equiv", "")  # opens offline: nothing fetched
+    for heading in ("forward model", "L-curve", "surface bias", "Dipole"):
+        assert heading in page
+
+
+def test_story_is_told(demo):
+    _, text = demo
+    assert "306 channels × 15372 columns" in text
+    assert "2562 + 2562 = 5124 sources = 15372 columns / 3  → OK" in text
+    assert "condition number" in text and "λ² = 1/SNR²" in text
+
+
+def test_source_estimates_are_written_for_mne(demo):
+    result, _ = demo
+    assert len(result.stc_files) == 10  # truth + 4 methods, lh and rh
+    stc = mne.read_source_estimate(str(result.out_dir / "demo-sLORETA"))
+    head = load_template(spacing="ico4", progress=False)
+    assert stc.data.shape[0] == 5124 and stc.tmin == pytest.approx(-0.1)
+    for ours, theirs in zip(stc.vertices, head.vertices):
+        np.testing.assert_array_equal(ours, theirs)
+    truth = mne.read_source_estimate(str(result.out_dir / "demo-truth"))
+    assert np.count_nonzero(np.abs(truth.data).max(axis=1)) == 4  # the four true sources
+
+
+def test_inverse_solutions_localise_at_high_snr(demo):
+    result, _ = demo
+    src = load_template(spacing="ico4", progress=False).source_positions_mm
+    spacing = np.median(cKDTree(src).query(src, k=2)[0][:, 1])
+    by = {}
+    for row in result.table:
+        by.setdefault(row["method"], []).append(row)
+    for method in ("sLORETA", "eLORETA"):
+        errors = [r["ple_mm"] for r in by[method]]
+        assert max(errors) <= spacing + 1e-9, f"{method}: {errors} > {spacing:.1f} mm"
+    mne_rows = by["MNE"]
+    peak = np.mean([r["peak_depth_mm"] for r in mne_rows])
+    true = np.mean([r["true_depth_mm"] for r in mne_rows])
+    assert peak < true - 2.0, "plain MNE should put its peaks nearer the surface"
+
+
+def test_dipoles_fit_the_early_field_not_the_late_one(demo):
+    result, _ = demo
+    early, late = result.dipoles
+    assert early.gof > 0.95
+    assert late.gof < early.gof - 0.1
+
+
+def test_existing_report_is_not_overwritten(demo, cache, monkeypatch):
+    result, _ = demo
+    monkeypatch.setenv("MINNORM_CACHE_DIR", str(cache))
+    before = result.report.read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_demo(out=result.out_dir, progress=False, echo=lambda *a: None)
+    assert result.report.read_bytes() == before
+
+
+def test_cache_is_reused_then_rebuilt_when_corrupted(demo, cache, monkeypatch, tmp_path):
+    monkeypatch.setenv("MINNORM_CACHE_DIR", str(cache))
+    head = load_template(spacing="ico4", progress=False)
+    assert not head.built  # the demo's build is reused
+    fwd_file = next(head.cache_path.glob("*fwd.fif"))
+    size = fwd_file.stat().st_size
+    fwd_file.write_bytes(fwd_file.read_bytes()[:1000])  # truncate
+    again = run_demo(out=tmp_path / "again", snr=30.0, seed=1, progress=False,
+                     echo=lambda *a: None)
+    assert again.report.exists()
+    assert fwd_file.stat().st_size == size  # the corrupt file was rebuilt
+    assert load_template(spacing="ico4", progress=False).built is False  # and cached again
