@@ -12,6 +12,7 @@ import functools
 from dataclasses import dataclass
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -107,7 +108,8 @@ def plot_cortex(ax, mesh: CortexMesh, values: np.ndarray, *, hemi: str, view: st
     colors = np.repeat((base * light)[:, None], 3, axis=1)
     face_values = np.asarray(values)[mesh.nearest][mesh.faces].mean(axis=1) / vmax
     shown = face_values > threshold
-    overlay = plt.get_cmap(cmap)(np.clip((face_values - threshold) / (1 - threshold), 0, 1))
+    level = np.clip((face_values - threshold) / (1 - threshold), 0, 1)
+    overlay = plt.get_cmap(cmap)(0.15 + 0.7 * level)  # the ends of "hot" are black and white
     colors[shown] = overlay[shown, :3] * light[shown, None]
     order = np.argsort(-depth)  # far faces first
     ax.add_collection(PolyCollection(xy[order], facecolors=colors[order], edgecolors="none"))
@@ -185,6 +187,7 @@ def plot_lcurve(curve, *, default_lambda2: float, n_channels: int):
     k = int(np.argmin(np.abs(np.log(curve.lambda2 / default_lambda2))))
     ax1.loglog(curve.residual[k], curve.norm[k], "o", ms=10, mfc="none", mec="C3", mew=2,
                label=f"default λ² = {default_lambda2:.3g}")
+    ax1.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax1.set_xlabel("data misfit ‖y − G v‖ (whitened)")
     ax1.set_ylabel("source norm ‖v‖ (weighted)")
     ax1.set_title("L-curve: fit against current used")
