@@ -9,12 +9,13 @@ import mne
 import numpy as np
 import pytest
 
+from minnorm.metrics import localisation
+
 from minnorm.simulate import (
     NoiseModel,
     Source,
     default_sources,
     noise_covariance,
-    peak_errors,
     simulate_epochs,
     simulate_evoked,
     source_waveforms,
@@ -299,27 +300,30 @@ def test_eeg_evoked_is_average_referenced(eeg_head):
 # --------------------------------------------------------------------------- peaks and errors
 
 
-def test_peak_errors_of_the_truth_itself_are_zero(head):
+def _localise(head, sim, stc):
+    times = [int(np.argmin(np.abs(stc.times - lat))) for lat in sim.truth.latencies]
+    positions = head.source_positions_mm
+    return localisation(np.abs(stc.data[:, times].T), positions=positions,
+                        true_index=sim.truth.indices, depth=source_depth(head, positions))
+
+
+def test_localisation_of_the_truth_itself_is_exact(head):
     sources = default_sources()[:3]  # one source per hemisphere and latency
     sim = simulate_evoked(head, sources=sources)
-    errors = peak_errors(head, sim.stc_true, sim.truth)
-    np.testing.assert_array_equal(errors.indices, sim.truth.indices)
-    np.testing.assert_allclose(errors.distance_mm, 0.0)
-    np.testing.assert_allclose(errors.peak_depth_mm, errors.true_depth_mm)
+    loc = _localise(head, sim, sim.stc_true)
+    np.testing.assert_array_equal(loc.peak_index, sim.truth.indices)
+    np.testing.assert_allclose(loc.ple, 0.0)
+    np.testing.assert_allclose(loc.peak_depth, sim.truth.depths_mm, rtol=1e-6)
 
 
-def test_peak_errors_of_a_minimum_norm_estimate(head, sim):
+def test_minimum_norm_estimate_is_pulled_to_the_surface(head, sim):
     inv = mne.minimum_norm.make_inverse_operator(sim.evoked.info, sim.forward, sim.noise_cov,
                                                  loose=0.2, depth=None, verbose=False)
     stc = mne.minimum_norm.apply_inverse(sim.evoked, inv, 1 / 9, "MNE", verbose=False)
-    errors = peak_errors(head, stc, sim.truth)
-    assert np.all(errors.distance_mm < 40)
+    loc = _localise(head, sim, stc)
+    assert np.all(loc.ple < 40)
     # without depth weighting the MNE estimate is pulled towards the surface
-    assert np.mean(errors.peak_depth_mm) < np.mean(errors.true_depth_mm)
-    other = mne.SourceEstimate(stc.data[:100], [stc.vertices[0][:100], np.array([], int)],
-                               stc.tmin, stc.tstep)
-    with pytest.raises(ValueError, match="template's sources"):
-        peak_errors(head, other, sim.truth)
+    assert np.mean(loc.peak_depth) < np.mean(loc.true_depth)
 
 
 # --------------------------------------------------------------------------- errors

@@ -39,14 +39,12 @@ from .template import TemplateHead, one_blas_thread, source_depth
 
 __all__ = [
     "NoiseModel",
-    "PeakErrors",
     "SimulatedEpochs",
     "SimulatedEvoked",
     "Source",
     "TrueSources",
     "default_sources",
     "noise_covariance",
-    "peak_errors",
     "simulate_epochs",
     "simulate_evoked",
     "source_waveforms",
@@ -254,27 +252,6 @@ class SimulatedEpochs:
     seed: int
 
 
-@dataclass(frozen=True)
-class PeakErrors:
-    """Where an estimate peaks, per true source (all arrays of shape (n_sources,) or (n_sources, 3)).
-
-    Attributes
-    ----------
-    indices : estimated peak's row in the estimate (and the template's source index)
-    positions_mm : estimated peak positions, MRI = MNI305 mm
-    distance_mm : distance between estimated peak and true source
-    true_depth_mm, peak_depth_mm : distances to the inner skull; a peak
-        shallower than the source (peak < true) shows the minimum norm's
-        surface bias.
-    """
-
-    indices: np.ndarray
-    positions_mm: np.ndarray
-    distance_mm: np.ndarray
-    true_depth_mm: np.ndarray
-    peak_depth_mm: np.ndarray
-
-
 # --------------------------------------------------------------------------- public functions
 
 
@@ -393,40 +370,6 @@ def source_waveforms(sources: tuple[Source, ...], times: np.ndarray, /) -> np.nd
     lag = np.asarray(times, float)[None, :] - column("latency")
     window = np.exp(-(lag**2) / (2 * column("width") ** 2))
     return NAM * column("amplitude") * window * np.cos(2 * np.pi * column("frequency") * lag)
-
-
-def peak_errors(head: TemplateHead, stc, truth: TrueSources, /, *,
-                window: float = 0.02) -> PeakErrors:
-    """Where ``stc`` peaks near each true source, and how deep that is.
-
-    For each true source: the template source with the largest |estimate|
-    within ±``window`` s of its latency, in the same hemisphere.
-
-    Parameters
-    ----------
-    stc : mne.SourceEstimate or mne.VectorSourceEstimate
-        An estimate on the template's sources (``stc.vertices == head.vertices``).
-    truth : TrueSources
-    """
-    if len(stc.vertices) != 2 or not all(
-            np.array_equal(a, b) for a, b in zip(stc.vertices, head.vertices)):
-        raise ValueError("stc must be defined on the template's sources (stc.vertices == "
-                         "head.vertices); compute it with head.forward")
-    amplitude = np.abs(stc.data) if stc.data.ndim == 2 else np.linalg.norm(stc.data, axis=1)
-    n_lh = head.hemi_sizes[0]
-    indices = []
-    for hemi, latency in zip(truth.hemis, truth.latencies):
-        in_time = np.abs(stc.times - latency) <= window + 1e-9
-        if not in_time.any():
-            raise ValueError(f"stc has no samples within {window} s of {latency} s")
-        rows = slice(0, n_lh) if hemi == "lh" else slice(n_lh, None)
-        indices.append(rows.start or 0)
-        indices[-1] += int(amplitude[rows][:, in_time].max(axis=1).argmax())
-    indices = np.array(indices)
-    positions = head.source_positions_mm[indices]
-    return PeakErrors(indices=indices, positions_mm=positions,
-                      distance_mm=np.linalg.norm(positions - truth.positions_mm, axis=1),
-                      true_depth_mm=truth.depths_mm, peak_depth_mm=source_depth(head, positions))
 
 
 # --------------------------------------------------------------------------- ground truth
