@@ -249,3 +249,31 @@ def pytest_terminal_summary(terminalreporter):
         lines = [f"{name}: {status} in {secs:.1f} s" for name, status, secs in fw.BUILD_LOG]
         terminalreporter.write_sep("-", "minnorm forward fixtures")
         terminalreporter.write_line("; ".join(lines))
+
+
+# --------------------------------------------------------------------------
+# The template head (no real data needed)
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def one_blas():
+    """One BLAS thread: the template tests make many small LAPACK calls, which
+    spinning OpenBLAS threads slow down badly when the CPU is shared."""
+    from minnorm.template import one_blas_thread
+
+    with one_blas_thread():
+        yield
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """A template cache private to this test session (built once)."""
+    return tmp_path_factory.getbasetemp() / "minnorm-cache"
+
+
+@pytest.fixture(scope="session")
+def head(cache_dir):
+    """The ico4 template head with the sphere conductor (fast to build)."""
+    from minnorm.template import load_template
+
+    return load_template(spacing="ico4", conductor="sphere", cache_dir=cache_dir, progress=False)

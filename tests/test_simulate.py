@@ -23,23 +23,7 @@ from minnorm.simulate import (
 from minnorm.template import load_template, one_blas_thread, source_depth
 
 
-@pytest.fixture(autouse=True)
-def _small_blas():
-    """One BLAS thread: these tests make small LAPACK calls, which spinning
-    OpenBLAS threads slow down badly when the CPU is shared."""
-    with one_blas_thread():
-        yield
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory):
-    """The same cache as test_template.py (built once per session)."""
-    return tmp_path_factory.getbasetemp() / "minnorm-cache"
-
-
-@pytest.fixture(scope="module")
-def head(cache_dir):
-    return load_template(spacing="ico4", conductor="sphere", cache_dir=cache_dir, progress=False)
+pytestmark = pytest.mark.usefixtures("one_blas")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
