@@ -16,6 +16,8 @@ import mne
 import numpy as np
 from mne.io.constants import FIFF
 
+from . import checks
+from ._log import warn
 from .whitening import Whitener, make_projector
 
 logger = logging.getLogger("minnorm")
@@ -98,6 +100,60 @@ def _check_types(info, forward, noise_cov):
     ):
         if not isinstance(obj, cls):
             raise TypeError(f"{name} must be an mne.{cls.__name__}, got {type(obj).__name__}: {hint}")
+
+
+_DATA_TYPES = ("mag", "grad", "eeg")
+MISMATCH_CHOICES = ("raise", "warn", "ignore")
+
+
+def check_channel_match(info, forward, noise_cov, *, on_mismatch="raise") -> None:
+    """Data, forward and covariance must agree on the channels and on the bad ones.
+
+    MNE-Python silently leaves out every channel that one of the three lacks
+    or marks bad; minnorm says so: ``on_mismatch`` "raise" (ValueError),
+    "warn" or "ignore" (MNE-Python's behaviour). Only the channel types the
+    forward models (magnetometers, gradiometers, EEG) are compared.
+    """
+    if on_mismatch not in MISMATCH_CHOICES:
+        raise ValueError(f"on_mismatch must be one of {list(MISMATCH_CHOICES)}, got {on_mismatch!r}")
+    if on_mismatch == "ignore":
+        return
+    fwd_names = set(forward["sol"]["row_names"])
+    fwd_types = {t for t, c in zip(forward["info"].get_channel_types(), forward["info"]["ch_names"])
+                 if c in fwd_names} & set(_DATA_TYPES)
+    types = dict(zip(info["ch_names"], info.get_channel_types()))
+    data = [c for c in info["ch_names"] if types[c] in fwd_types]
+    bads_data, bads_cov = set(info["bads"]), set(noise_cov["bads"])
+    good = [c for c in data if c not in bads_data]
+    cov_names = set(noise_cov.ch_names)
+    problems = []
+    missing_fwd = [c for c in good if c not in fwd_names]
+    if missing_fwd:
+        problems.append(f"{len(missing_fwd)} good data channels are not in the forward "
+                        f"solution ({checks.name_list(missing_fwd)}): recompute the forward "
+                        "with this recording's info, or mark them bad")
+    missing_cov = [c for c in good if c not in cov_names and c in fwd_names]
+    if missing_cov:
+        problems.append(f"{len(missing_cov)} good data channels are not in the noise "
+                        f"covariance ({checks.name_list(missing_cov)}): recompute the "
+                        "covariance with these channels, or mark them bad")
+    shared = [c for c in data if c in cov_names and c in fwd_names]
+    only_cov = [c for c in shared if c in bads_cov and c not in bads_data]
+    only_data = [c for c in shared if c in bads_data and c not in bads_cov]
+    for names, bad_in, good_in, where in ((only_cov, "the noise covariance", "the data",
+                                           "info['bads'] of the data"),
+                                          (only_data, "the data", "the noise covariance",
+                                           "the covariance's bads")):
+        if names:
+            problems.append(f"{len(names)} channels are bad in {bad_in} but not in "
+                            f"{good_in} ({checks.name_list(names)}): add them to {where}, "
+                            "or leave bads of either out of both (on_mismatch='ignore', "
+                            "command line --union-bads)")
+    if problems:
+        message = "; ".join(problems)
+        if on_mismatch == "raise":
+            raise ValueError(message)
+        warn(message)
 
 
 def select_channels(info, forward, noise_cov) -> list:
@@ -193,14 +249,29 @@ def _methods(ch_types) -> int:
     return FIFF.FIFFV_MNE_MEG if has_meg else FIFF.FIFFV_MNE_EEG
 
 
-def read_problem(info, forward, noise_cov, *, rank) -> Problem:
+_REGULARIZED = ("shrunk", "shrinkage", "ledoit_wolf", "oas", "factor_analysis", "pca",
+                "diagonal_fixed", "ad-hoc")
+
+
+def check_noise_cov(noise_cov, ch_names, cov: np.ndarray) -> None:
+    """Definiteness and sampling of the covariance restricted to ``ch_names``."""
+    method = noise_cov.get("method") or ""
+    methods = method if isinstance(method, (list, tuple)) else [method]
+    checks.check_noise_cov(
+        cov, ch_names, nfree=int(noise_cov["nfree"] or 0), diagonal=bool(noise_cov["diag"]),
+        regularized=any(str(m) in _REGULARIZED for m in methods),
+    )
+
+
+def read_problem(info, forward, noise_cov, *, rank, on_mismatch="raise") -> Problem:
     """Extract aligned arrays from (info, forward, noise_cov)."""
     _check_types(info, forward, noise_cov)
+    check_channel_match(info, forward, noise_cov, on_mismatch=on_mismatch)
     ch_names = select_channels(info, forward, noise_cov)
     info_picked = mne.pick_info(info, [info["ch_names"].index(c) for c in ch_names])
     ch_types = info_picked.get_channel_types()
     cov = _square_cov(noise_cov, ch_names)
-    _check_finite(cov, "noise covariance")
+    check_noise_cov(noise_cov, ch_names, cov)
     projs = info_picked["projs"]
     n = len(ch_names)
     proj = make_projector(projector_vectors(projs, ch_names), n)
@@ -211,7 +282,7 @@ def read_problem(info, forward, noise_cov, *, rank) -> Problem:
 
     rows = [forward["sol"]["row_names"].index(c) for c in ch_names]
     gain = forward["sol"]["data"][rows]
-    _check_finite(gain, "forward solution")
+    checks.check_finite(gain, "forward solution", row_names=ch_names)
     orig = forward.get("_orig_sol")
     orig_fixed = forward.get("_orig_source_ori", forward["source_ori"]) == FIFF.FIFFV_MNE_FIXED_ORI
     gain_xyz = None if orig is None or orig_fixed else np.asarray(orig[rows], np.float64)
@@ -241,11 +312,6 @@ def read_problem(info, forward, noise_cov, *, rank) -> Problem:
         normals_plain=_normals(src, False), normals_cps=_normals(src, True),
         context=context,
     )
-
-
-def _check_finite(array, what):
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"the {what} contains NaN or Inf values: fix or recompute it")
 
 
 # --------------------------------------------------------------------------
@@ -375,9 +441,26 @@ def check_channels(op, info):
     if missing:
         raise ValueError(
             f"{len(missing)} channels of the inverse operator are not in the data "
-            f"({missing}): make the inverse operator from this data's info"
+            f"({checks.name_list(missing)}): make the inverse operator from this data's info"
+        )
+    bad = [c for c in op.ch_names if c in set(info["bads"])]
+    if bad:
+        raise ValueError(
+            f"{len(bad)} channels that the inverse operator uses are marked bad in the "
+            f"data ({checks.name_list(bad)}): make the inverse operator from this data's "
+            "info, so that they are left out"
         )
     check_reference(info, op.ch_names)
+
+
+def check_data(data: np.ndarray, op, info, *, nave: float = 1.0, units: bool = True) -> None:
+    """Data in the operator's channel order: finite, and (a warning) in SI units."""
+    checks.check_finite(data, "data", row_names=op.ch_names)
+    if units:
+        types = dict(zip(info["ch_names"], info.get_channel_types()))
+        noise_std = np.sqrt(np.clip(np.diag(op.noise_cov), 0, None) / nave)
+        for problem in checks.unit_problems(data, [types[c] for c in op.ch_names], noise_std):
+            warn(problem)
 
 
 def pick_rows(data_ch_names, op) -> list:
@@ -386,13 +469,18 @@ def pick_rows(data_ch_names, op) -> list:
     return [index[c] for c in op.ch_names]
 
 
-def label_vertices(label, src):
-    """Vertices and source indices of a surface source space inside ``label``."""
+def label_vertices(label, src, mri_head_t=None):
+    """Vertices and source indices of a surface source space inside ``label``.
+
+    ``mri_head_t`` (MRI → head) lets the label's positions (MRI frame) be
+    compared with a source space in head coordinates (see :func:`check_label`).
+    """
     if src[0]["type"] != "surf":
         raise ValueError(
             f"labels need a surface source space, got a {_KIND[src[0]['type']]} one: "
             "pass label=None"
         )
+    check_label(label, src, mri_head_t)
     vertno = [src[0]["vertno"], src[1]["vertno"]]
     hemis = {"lh": [label], "rh": []} if label.hemi == "lh" else \
         {"lh": [], "rh": [label]} if label.hemi == "rh" else \
@@ -406,7 +494,88 @@ def label_vertices(label, src):
             v = np.array([], int)
         out_vert.append(v)
         offset += len(verts)
-    return out_vert, np.concatenate(out_sel)
+    sel = np.concatenate(out_sel)
+    if not len(sel):
+        raise ValueError(
+            f"label {label.name!r} contains none of the source space's "
+            f"{sum(len(v) for v in vertno)} sources: it is too small for this source "
+            "spacing, or drawn on another subject or hemisphere"
+        )
+    return out_vert, sel
+
+
+_HEMI_NAME = {"lh": "left", "rh": "right"}
+LABEL_POS_TOL_M = 0.010  # label positions this far from the cortex: another surface
+
+
+def check_label(label, src, mri_head_t=None) -> None:
+    """A label must be of the source space's subject and of the hemisphere it says.
+
+    Its subject (when known) must be the source space's, its vertex numbers
+    must exist in its hemisphere, and its positions (when given) must not be
+    those of the other hemisphere's vertices. Positions far from the source
+    space's vertices of the same numbers only warn (another surface, e.g.
+    pial instead of white, is fine).
+    """
+    if not isinstance(label, (mne.Label, mne.BiHemiLabel)):
+        raise TypeError(f"label must be an mne.Label or mne.BiHemiLabel, got "
+                        f"{type(label).__name__}: read one with mne.read_label")
+    subject = src[0].get("subject_his_id")
+    if label.subject is not None and subject is not None and label.subject != subject:
+        raise ValueError(f"label {label.name!r} is of subject {label.subject!r}, but the "
+                         f"source space is of {subject!r}: morph it with "
+                         f"label.morph(subject_to={subject!r})")
+    parts = [label.lh, label.rh] if label.hemi == "both" else [label]
+    for part in parts:
+        if part.hemi not in _HEMI_NAME:
+            raise ValueError(f"label {part.name!r} has hemisphere {part.hemi!r}: "
+                             "expected 'lh' or 'rh'")
+        _check_label_hemi(part, src, _label_to_src_frame(src, mri_head_t))
+
+
+def _label_to_src_frame(src, mri_head_t):
+    """A function mapping label positions (MRI frame) into the source space's frame."""
+    frame = int(src[0].get("coord_frame", FIFF.FIFFV_COORD_MRI))
+    if frame == FIFF.FIFFV_COORD_MRI:
+        return lambda pos: pos
+    if frame == FIFF.FIFFV_COORD_HEAD and mri_head_t is not None:
+        trans = mri_head_t["trans"]
+        if mri_head_t["from"] != FIFF.FIFFV_COORD_MRI:
+            trans = np.linalg.inv(trans)
+        return lambda pos: pos @ trans[:3, :3].T + trans[:3, 3]
+    return None  # unknown frame: positions are not compared
+
+
+def _check_label_hemi(label, src, to_src_frame) -> None:
+    """Vertex numbers in range; positions (if any) on this hemisphere's surface."""
+    k = 0 if label.hemi == "lh" else 1
+    surf = src[k]
+    verts = np.asarray(label.vertices)
+    if len(verts) and (verts.min() < 0 or verts.max() >= surf["np"]):
+        raise ValueError(
+            f"label {label.name!r} has vertex {int(verts.max())}, but the "
+            f"{_HEMI_NAME[label.hemi]} hemisphere of the source space has {surf['np']} "
+            "vertices: the label was drawn on another subject's cortex; morph it"
+        )
+    pos = np.asarray(label.pos, float)
+    if to_src_frame is None or not len(verts) or pos.shape != (len(verts), 3) \
+            or not np.any(pos):
+        return
+    pos = to_src_frame(pos)
+    mean_dist = {h: float(np.mean(np.linalg.norm(s["rr"][verts] - pos, axis=1)))
+                 for h, s in zip(("lh", "rh"), src[:2]) if verts.max() < s["np"]}
+    other = "rh" if label.hemi == "lh" else "lh"
+    here = mean_dist[label.hemi]
+    if here > LABEL_POS_TOL_M and mean_dist.get(other, np.inf) < LABEL_POS_TOL_M / 10:
+        raise ValueError(
+            f"label {label.name!r} says {_HEMI_NAME[label.hemi]} hemisphere, but its "
+            f"positions are those of the {_HEMI_NAME[other]} hemisphere's vertices: it is "
+            f"a {other} label (its file name must end in -{other}.label)"
+        )
+    if here > LABEL_POS_TOL_M:
+        warn(f"label {label.name!r}: its positions are {here * 1e3:.0f} mm on average from "
+             "the source space's vertices of the same numbers: was it drawn on another "
+             "subject or surface?")
 
 
 def vertices(src):
@@ -432,6 +601,103 @@ def make_stc(data, vertno, *, src, tmin, tstep, vector, source_nn):
             data = np.matmul(frames.transpose(0, 2, 1), data.reshape(n, 3, -1))
     return cls(data=data, vertices=vertno, tmin=tmin, tstep=tstep,
                subject=src[0].get("subject_his_id"))
+
+
+def stc_kind(stc) -> str:
+    """"surface", "volume" (scalar, one file in .stc), "vector" or "mixed"."""
+    if isinstance(stc, (mne.VectorSourceEstimate, mne.VolVectorSourceEstimate,
+                        mne.MixedVectorSourceEstimate)):
+        return "vector"
+    if isinstance(stc, mne.MixedSourceEstimate):
+        return "mixed"
+    if isinstance(stc, mne.VolSourceEstimate):
+        return "volume" if len(stc.vertices) == 1 else "mixed"
+    return "surface"
+
+
+def stc_space_kind(stc) -> str:
+    """The source-space kind of an estimate: "surface", "volume" or "mixed"."""
+    if isinstance(stc, (mne.MixedSourceEstimate, mne.MixedVectorSourceEstimate)):
+        return "mixed"
+    if isinstance(stc, (mne.VolSourceEstimate, mne.VolVectorSourceEstimate)):
+        return "volume"
+    return "surface"
+
+
+_STC_CLASSES = {
+    ("surface", False): mne.SourceEstimate, ("surface", True): mne.VectorSourceEstimate,
+    ("volume", False): mne.VolSourceEstimate, ("volume", True): mne.VolVectorSourceEstimate,
+    ("mixed", False): mne.MixedSourceEstimate, ("mixed", True): mne.MixedVectorSourceEstimate,
+}
+
+
+def stc_from_arrays(data, vertices, *, tmin, tstep, subject, kind, vector):
+    """An MNE source estimate of ``kind`` from its arrays (vectors already x, y, z)."""
+    return _STC_CLASSES[kind, bool(vector)](data=data, vertices=list(vertices), tmin=tmin,
+                                            tstep=tstep, subject=subject)
+
+
+def save_stc(stc, prefix, *, ftype):
+    """``stc.save``: MNE appends -lh.stc/-rh.stc, -vl.stc or -stc.h5 to ``prefix``."""
+    stc.save(str(prefix), ftype=ftype, overwrite=True, verbose="error")
+
+
+def read_stc(fname):
+    """An MNE source estimate from a .stc or -stc.h5 file."""
+    return mne.read_source_estimate(fname)
+
+
+_FRAMES = {FIFF.FIFFV_COORD_HEAD: "head", FIFF.FIFFV_COORD_MRI: "MRI"}
+
+
+def describe_source(src, vertices, row: int) -> str:
+    """Where the ``row``-th location of an estimate with ``vertices`` is, in words."""
+    offset = 0
+    for k, (space, verts) in enumerate(zip(src, vertices)):
+        if row < offset + len(verts):
+            vertex = int(verts[row - offset])
+            pos = space["rr"][vertex] * 1e3
+            frame = _FRAMES.get(int(space.get("coord_frame", -1)), "source-space")
+            if space["type"] == "surf":
+                hemi = "left" if space["id"] == FIFF.FIFFV_MNE_SURF_LEFT_HEMI else "right"
+                what = f"{hemi} hemisphere vertex {vertex}"
+            else:
+                what = f"{_KIND[space['type']]} source {vertex}"
+                if len(src) > 1:
+                    what += f" (source space {k + 1} of {len(src)})"
+            return (f"{what} at ({pos[0]:.1f}, {pos[1]:.1f}, {pos[2]:.1f}) mm in "
+                    f"{frame} coordinates")
+        offset += len(verts)
+    raise IndexError(f"row {row} is beyond the estimate's {offset} locations")
+
+
+def channel_counts(info, ch_names=None) -> dict:
+    """Number of channels per type (of ``ch_names`` only, when given)."""
+    names = set(info["ch_names"] if ch_names is None else ch_names)
+    counts = {}
+    for name, kind in zip(info["ch_names"], info.get_channel_types()):
+        if name in names:
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def format_counts(counts: dict) -> str:
+    """``102 mag, 204 grad, 60 eeg``."""
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items())
+
+
+def describe_operator(op) -> str:
+    """Channels, sources, orientation, depth and rank of an operator, in words."""
+    counts = format_counts(channel_counts(op.info, op.ch_names))
+    if op.source_ori == "fixed":
+        ori = "fixed orientation"
+    elif op.orient_prior is not None and op.orient_prior.min() < 1:
+        ori = f"loose orientation {op.orient_prior.min():g}"
+    else:
+        ori = "free orientation"
+    depth = "depth-weighted" if op.depth_prior is not None else "no depth weighting"
+    return (f"{len(op.ch_names)} channels: {counts}; {op.n_sources} {op.src.kind} sources, "
+            f"{ori}, {depth}; noise rank {op.n_nonzero}")
 
 
 def residual_evoked(evoked, rows, estimate):
@@ -466,3 +732,93 @@ def read_inverse(fname):
 def write_inverse(fname, mne_inv, *, overwrite):
     """Write MNE's InverseOperator to a -inv.fif file."""
     mne.minimum_norm.write_inverse_operator(fname, mne_inv, overwrite=overwrite, verbose=False)
+
+
+# --------------------------------------------------------------------------
+# Facts for ``minnorm story``
+
+
+@dataclass(frozen=True, eq=False)
+class SpaceFacts:
+    """One source space: kind ("surface", "volume", "discrete"), name, used/total points."""
+
+    kind: str
+    name: str
+    n_used: int
+    n_total: int
+
+
+@dataclass(frozen=True, eq=False)
+class ForwardFacts:
+    """What the story tells about a forward solution, as plain values and arrays."""
+
+    ch_names: list
+    ch_types: list
+    gain: np.ndarray  # (M, n_columns)
+    n_orient: int  # columns per source: 3 (free) or 1 (fixed)
+    spaces: list  # of SpaceFacts
+    coord_frame: str
+    surf_ori: bool
+
+
+@dataclass(frozen=True, eq=False)
+class CovFacts:
+    """What the story tells about a noise covariance."""
+
+    n_channels: int
+    ranks: dict  # channel type → rank (after projectors)
+    projs: list  # (description, active, number of vectors)
+    nfree: int
+    diagonal: bool
+    bads: list
+
+
+def forward_facts(forward) -> ForwardFacts:
+    """Channels, gain, orientation and source spaces of ``forward``."""
+    if not isinstance(forward, mne.Forward):
+        raise TypeError(f"forward must be an mne.Forward, got {type(forward).__name__}")
+    names = list(forward["sol"]["row_names"])
+    types = dict(zip(forward["info"]["ch_names"], forward["info"].get_channel_types()))
+    spaces = []
+    for s in forward["src"]:
+        kind = _KIND[s["type"]]
+        if s["type"] == "surf":
+            name = "left hemisphere" if s["id"] == FIFF.FIFFV_MNE_SURF_LEFT_HEMI \
+                else "right hemisphere"
+        else:
+            name = s.get("seg_name") or kind
+        spaces.append(SpaceFacts(kind, name, int(s["nuse"]), int(s["np"])))
+    return ForwardFacts(
+        ch_names=names, ch_types=[types[c] for c in names],
+        gain=np.asarray(forward["sol"]["data"], np.float64),
+        n_orient=1 if forward["source_ori"] == FIFF.FIFFV_MNE_FIXED_ORI else 3,
+        spaces=spaces, coord_frame=_FRAMES.get(int(forward["coord_frame"]), "other"),
+        surf_ori=bool(forward["surf_ori"]),
+    )
+
+
+def cov_facts(noise_cov, info) -> CovFacts:
+    """Rank per channel type (as MNE estimates it) and projectors of ``noise_cov``."""
+    if not isinstance(noise_cov, mne.Covariance):
+        raise TypeError(f"noise_cov must be an mne.Covariance, got {type(noise_cov).__name__}")
+    names = [c for c in noise_cov.ch_names if c in set(info["ch_names"])]
+    info = mne.pick_info(info, [info["ch_names"].index(c) for c in names])
+    cov = noise_cov.copy().pick_channels(names, ordered=True, verbose="error") \
+        if names != list(noise_cov.ch_names) else noise_cov
+    with log_level(False):
+        ranks = mne.compute_rank(cov, info=info, rank=None, on_rank_mismatch="ignore")
+    projs = [(p["desc"], bool(p["active"]), int(p["data"]["nrow"])) for p in noise_cov["projs"]]
+    return CovFacts(n_channels=len(noise_cov.ch_names), ranks=dict(ranks), projs=projs,
+                    nfree=int(noise_cov["nfree"] or 0), diagonal=bool(noise_cov["diag"]),
+                    bads=list(noise_cov["bads"]))
+
+
+def data_rows(inst, ch_names) -> np.ndarray:
+    """Rows of an Evoked's data in the order of ``ch_names``: (M, n_times)."""
+    index = {c: k for k, c in enumerate(inst.ch_names)}
+    missing = [c for c in ch_names if c not in index]
+    if missing:
+        raise ValueError(f"{len(missing)} channels of the forward solution are not in the "
+                         f"data ({checks.name_list(missing)}): use data of the same recording")
+    return inst.data[[index[c] for c in ch_names]]
+

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from . import _mne
+from . import _log, _mne
 from .kernel import Kernel, prepare_kernel
 from .operator import InverseOperator
 from .priors import surface_frames
@@ -84,7 +84,7 @@ def assemble(op: InverseOperator, kernel: Kernel, *, label=None, pick_ori: PickO
     leads, noise_norm, nn = kernel.leads, kernel.noise_norm, op.source_nn
     vertno = _mne.vertices(op.src)
     if label is not None:
-        vertno, sel = _mne.label_vertices(label, op.src)
+        vertno, sel = _mne.label_vertices(label, op.src, op.mne.mri_head_t)
         if noise_norm is not None:
             noise_norm = noise_norm[sel]
         rows = (3 * sel[:, np.newaxis] + np.arange(3)).ravel() if op.n_orient == 3 else sel
@@ -198,6 +198,7 @@ def apply_inverse(evoked, inverse_operator, lambda2=1.0 / 9.0, method="dSPM",
                                  evoked.nave, method_params, label, pick_ori, use_cps)
         rows = _mne.pick_rows(evoked.ch_names, op)
         data = evoked.data[rows]
+        _mne.check_data(data, op, evoked.info, nave=evoked.nave)
         sol = apply_assembled(a, data)
         stc = _mne.make_stc(sol, a.vertices, src=op.src, tmin=float(evoked.times[0]),
                             tstep=1.0 / evoked.info["sfreq"], vector=a.vector,
@@ -233,8 +234,12 @@ def apply_inverse_epochs(epochs, inverse_operator, lambda2, method="dSPM", label
     tmin, tstep = float(epochs.times[0]), 1.0 / epochs.info["sfreq"]
 
     def generate():
-        for data in _mne.iter_epochs(epochs):
-            yield _mne.make_stc(apply_assembled(a, data[rows]), a.vertices, src=op.src,
+        epochs_iter = _log.progress(_mne.iter_epochs(epochs), total=len(epochs.events),
+                                    desc=f"{kernel.method} on epochs", unit="epoch")
+        for k, data in enumerate(epochs_iter):
+            data = data[rows]
+            _mne.check_data(data, op, epochs.info, nave=nave, units=k == 0)
+            yield _mne.make_stc(apply_assembled(a, data), a.vertices, src=op.src,
                                 tmin=tmin, tstep=tstep, vector=a.vector,
                                 source_nn=a.source_nn)
 
@@ -257,12 +262,16 @@ def apply_inverse_raw(raw, inverse_operator, lambda2, method="dSPM", label=None,
                                  method_params, label, pick_ori, use_cps)
         rows = _mne.pick_rows(raw.ch_names, op)
         data, times = raw[rows, start:stop]
+        if not data.shape[1]:
+            raise ValueError(f"start={start}, stop={stop} select no sample of the "
+                             f"{raw.n_times} samples of the raw data")
         if time_func is not None:
             data = time_func(data)
+        _mne.check_data(data, op, raw.info, nave=nave)
         step = data.shape[1] if buffer_size is None else max(int(buffer_size), 1)
-        sol = np.concatenate(
-            [apply_assembled(a, data[:, k:k + step]) for k in range(0, data.shape[1], step)]
-            or [apply_assembled(a, data)], axis=1)
+        chunks = _log.progress(range(0, data.shape[1], step), desc=f"{kernel.method} on raw",
+                               unit="chunk")
+        sol = np.concatenate([apply_assembled(a, data[:, k:k + step]) for k in chunks], axis=1)
         return _mne.make_stc(sol, a.vertices, src=op.src, tmin=float(times[0]),
                              tstep=1.0 / raw.info["sfreq"], vector=a.vector,
                              source_nn=a.source_nn)

@@ -1,11 +1,39 @@
-"""Reading and writing inverse operators in MNE's -inv.fif format."""
+"""Files: inverse operators (-inv.fif), source estimates, and atomic writing.
+
+Every file minnorm writes goes first into a private temporary folder next to
+its destination and is moved into place (``os.replace``, atomic on one file
+system) only once complete. An interrupted run — Ctrl-C, a crash, a full
+disk — therefore leaves each destination either as it was or complete, and
+an existing file is replaced only with ``overwrite=True``.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
 from . import _mne
+from .checks import check_output_dir
 from .operator import InverseOperator
 
-__all__ = ["read_inverse_operator", "write_inverse_operator"]
+__all__ = [
+    "read_inverse_operator",
+    "write_inverse_operator",
+    "AtomicOutputs",
+    "stc_paths",
+    "write_source_estimate",
+    "EpochsArrayWriter",
+    "EstimatesArray",
+    "read_estimates_array",
+]
+
+ARRAY_FORMAT = "minnorm-source-estimates-array"
+ARRAY_FORMAT_VERSION = 1
 
 
 def read_inverse_operator(fname, *, verbose=None) -> InverseOperator:
@@ -19,13 +47,25 @@ def read_inverse_operator(fname, *, verbose=None) -> InverseOperator:
     Returns
     -------
     inv : InverseOperator
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError
+        The file is missing or cannot be read.
+    ValueError
+        The file is not a FIF file, is damaged, or holds something else
+        (a forward solution, a covariance...).
     """
+    from . import _fif
+
     with _mne.log_level(verbose):
-        return InverseOperator.from_mne(_mne.read_inverse(fname))
+        return InverseOperator.from_mne(_fif.read_inverse(fname, option="fname"))
 
 
 def write_inverse_operator(fname, inv, *, overwrite=False, verbose=None) -> None:
     """Write ``inv`` to a ``-inv.fif`` file that MNE-Python reads and applies.
+
+    The file is written atomically (see the module's notes).
 
     Parameters
     ----------
@@ -34,8 +74,278 @@ def write_inverse_operator(fname, inv, *, overwrite=False, verbose=None) -> None
     inv : InverseOperator
     overwrite : bool
         Replace an existing file.
+
+    Raises
+    ------
+    FileExistsError
+        ``fname`` exists and ``overwrite`` is False.
+    FileNotFoundError, PermissionError
+        Its folder does not exist or is not writable.
     """
     if not isinstance(inv, InverseOperator):
         inv = InverseOperator.from_mne(inv)
-    with _mne.log_level(verbose):
-        _mne.write_inverse(fname, inv.to_mne(), overwrite=overwrite)
+    name = Path(fname).name
+    if not name.endswith(("-inv.fif", "_inv.fif", "-inv.fif.gz", "_inv.fif.gz")):
+        raise ValueError(f"an inverse operator file name must end in -inv.fif or "
+                         f"_inv.fif (optionally .gz), got {name!r}")
+    with _mne.log_level(verbose), AtomicOutputs([fname], overwrite=overwrite) as out:
+        _mne.write_inverse(out.temporary(fname), inv.to_mne(), overwrite=True)
+
+
+class AtomicOutputs:
+    """Write several files so that each appears complete, or not at all.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        The destinations, all in one folder.
+    overwrite : bool
+        Allow replacing existing destinations.
+
+    Use as a context manager: write each destination to
+    ``out.temporary(path)``; on a clean exit the temporary files are moved
+    into place, on an exception (KeyboardInterrupt included) they are
+    deleted and the destinations are untouched.
+
+    Raises
+    ------
+    FileExistsError
+        A destination exists and ``overwrite`` is False (checked at once).
+    FileNotFoundError, NotADirectoryError, PermissionError
+        The folder does not exist or is not writable (checked at once).
+    """
+
+    def __init__(self, paths, *, overwrite: bool = False):
+        self.paths = [Path(p).expanduser().absolute() for p in paths]
+        folders = {p.parent for p in self.paths}
+        if len(folders) > 1:
+            raise ValueError(f"outputs must share one folder, got {sorted(map(str, folders))}")
+        if len({p.name for p in self.paths}) != len(self.paths):
+            raise ValueError("two outputs have the same file name")
+        self.overwrite = overwrite
+        self.folder = check_output_dir(self.paths[0]) if self.paths else None
+        self._check_existing()
+        self._tmp = None
+
+    def _check_existing(self):
+        if self.overwrite:
+            return
+        existing = [p for p in self.paths if p.exists()]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise FileExistsError(f"{existing[0]} exists{more}: pass --overwrite "
+                                  "(overwrite=True) to replace it, or choose another --out")
+
+    def __enter__(self) -> "AtomicOutputs":
+        try:
+            self._tmp = Path(tempfile.mkdtemp(prefix=".minnorm-tmp-", dir=self.folder))
+        except PermissionError:
+            raise PermissionError(f"the output folder {self.folder} is not writable: "
+                                  "choose another --out or fix its permissions") from None
+        return self
+
+    def temporary(self, path) -> Path:
+        """Where to write the destination ``path`` for now."""
+        path = Path(path).expanduser().absolute()
+        if path not in self.paths:
+            raise ValueError(f"{path} is not one of the planned outputs")
+        return self._tmp / path.name
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        return False
+
+    def _commit(self):
+        missing = [p.name for p in self.paths if not (self._tmp / p.name).exists()]
+        if missing:
+            raise RuntimeError(f"internal error: {missing} were not written")
+        self._check_existing()  # one may have appeared meanwhile
+        for path in self.paths:
+            os.replace(self._tmp / path.name, path)
+
+
+def stc_paths(prefix, kind: str, *, ftype: str = "auto") -> list[Path]:
+    """The files a source estimate of ``kind`` is saved to with ``prefix``.
+
+    Parameters
+    ----------
+    prefix : path-like
+        Output name without suffix.
+    kind : "surface" | "volume" | "vector" | "mixed"
+        "surface" is a scalar SourceEstimate (two hemispheres), "volume" a
+        scalar VolSourceEstimate (volume or discrete space); vector and mixed
+        estimates only have MNE's HDF5 format.
+    ftype : "auto" | "stc" | "h5"
+        "auto": MNE's .stc format where it exists (float32 values), else HDF5.
+
+    Returns
+    -------
+    paths : list of Path
+        ``-lh.stc`` and ``-rh.stc``; ``-vl.stc``; or ``-stc.h5``.
+    """
+    if ftype not in ("auto", "stc", "h5"):
+        raise ValueError(f"ftype must be 'auto', 'stc' or 'h5', got {ftype!r}")
+    prefix = str(prefix)
+    if ftype == "stc" and kind not in ("surface", "volume"):
+        raise ValueError(f"{kind} source estimates can only be written as .h5 "
+                         "(MNE's .stc format holds one value per source): use h5")
+    if ftype == "h5" or kind not in ("surface", "volume"):
+        return [Path(prefix + "-stc.h5")]
+    if kind == "surface":
+        return [Path(prefix + "-lh.stc"), Path(prefix + "-rh.stc")]
+    return [Path(prefix + "-vl.stc")]
+
+
+def write_source_estimate(prefix, stc, *, ftype: str = "auto", overwrite: bool = False,
+                          outputs: AtomicOutputs | None = None) -> list[Path]:
+    """Save an MNE source estimate atomically in MNE's formats.
+
+    Parameters
+    ----------
+    prefix : path-like
+        Output name without suffix (see :func:`stc_paths`).
+    stc : mne.SourceEstimate | VolSourceEstimate | ... (any MNE source estimate)
+    ftype : "auto" | "stc" | "h5"
+    overwrite : bool
+    outputs : AtomicOutputs or None
+        Write into these (already entered) outputs instead of on its own.
+
+    Returns
+    -------
+    paths : list of Path
+        The files (to be) written.
+    """
+    paths = stc_paths(prefix, _mne.stc_kind(stc), ftype=ftype)
+    if outputs is None:
+        with AtomicOutputs(paths, overwrite=overwrite) as own:
+            _save_stc(stc, prefix, paths, own)
+    else:
+        _save_stc(stc, prefix, paths, outputs)
+    return paths
+
+
+def _save_stc(stc, prefix, paths, outputs):
+    """MNE adds the suffixes to the prefix: give it the temporary folder's."""
+    tmp_prefix = outputs.temporary(paths[0]).parent / Path(prefix).name
+    _mne.save_stc(stc, tmp_prefix, ftype="h5" if paths[0].suffix == ".h5" else "stc")
+
+
+# --------------------------------------------------------------------------
+# Many source estimates in one HDF5 array file (epochs)
+
+
+@dataclass(frozen=True, eq=False)
+class EstimatesArray:
+    """Source estimates of several epochs, as one array.
+
+    Attributes
+    ----------
+    data : ndarray of shape (n_epochs, n_locations, n_times) or (n_epochs, n_locations, 3, n_times)
+        Values (x, y, z components for vector estimates).
+    vertices : list of ndarray
+        Vertex numbers per source space (as in MNE source estimates).
+    tmin, tstep : float
+        Time of the first sample and sampling interval (s).
+    subject : str or None
+    kind : "surface" | "volume" | "mixed"
+        Source-space kind of the estimates.
+    vector : bool
+    method : str
+    lambda2 : float
+    events : ndarray of shape (n_epochs, 3)
+        The epochs' events (sample, previous value, event id).
+    """
+
+    data: np.ndarray
+    vertices: list
+    tmin: float
+    tstep: float
+    subject: str | None
+    kind: str
+    vector: bool
+    method: str
+    lambda2: float
+    events: np.ndarray
+
+    def to_mne(self) -> list:
+        """One MNE source estimate per epoch."""
+        return [_mne.stc_from_arrays(d, self.vertices, tmin=self.tmin, tstep=self.tstep,
+                                     subject=self.subject, kind=self.kind, vector=self.vector)
+                for d in self.data]
+
+
+class EpochsArrayWriter:
+    """Writes the source estimates of epochs, one by one, into one HDF5 file.
+
+    Memory stays bounded by one epoch's estimate: each is written as it
+    comes. The layout is documented by :class:`EstimatesArray` and read back
+    by :func:`read_estimates_array`.
+
+    Parameters
+    ----------
+    path : path-like
+        The (temporary) file to create.
+    n_epochs : int
+    events : ndarray of shape (n_epochs, 3)
+    method : str
+    lambda2 : float
+    """
+
+    def __init__(self, path, *, n_epochs: int, events, method: str, lambda2: float):
+        import h5py
+
+        self._file = h5py.File(path, "w")
+        self._file.attrs.update(format=ARRAY_FORMAT, version=ARRAY_FORMAT_VERSION,
+                                method=method, lambda2=float(lambda2))
+        self._file.create_dataset("events", data=np.asarray(events, np.int64))
+        self._n_epochs = n_epochs
+        self._data = None
+
+    def write(self, k: int, stc) -> None:
+        """Store the estimate of epoch ``k``."""
+        if self._data is None:
+            self._start(stc)
+        self._data[k] = stc.data
+
+    def _start(self, stc):
+        f = self._file
+        self._data = f.create_dataset("data", shape=(self._n_epochs, *stc.data.shape),
+                                      dtype=stc.data.dtype, chunks=(1, *stc.data.shape))
+        for k, v in enumerate(stc.vertices):
+            f.create_dataset(f"vertices/{k}", data=np.asarray(v, np.int64))
+        kind = _mne.stc_kind(stc)
+        f.attrs.update(tmin=float(stc.tmin), tstep=float(stc.tstep),
+                       subject=stc.subject or "", vector=kind == "vector",
+                       kind=_mne.stc_space_kind(stc))
+
+    def close(self) -> None:
+        """Finish the file."""
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def read_estimates_array(fname) -> EstimatesArray:
+    """Read a file written by ``minnorm apply --epochs ... --epochs-output array``."""
+    import h5py
+
+    with h5py.File(fname, "r") as f:
+        if f.attrs.get("format") != ARRAY_FORMAT:
+            raise ValueError(f"{fname} is not a minnorm source-estimates array file")
+        n_spaces = len(f["vertices"])
+        return EstimatesArray(
+            data=f["data"][()], vertices=[f[f"vertices/{k}"][()] for k in range(n_spaces)],
+            tmin=float(f.attrs["tmin"]), tstep=float(f.attrs["tstep"]),
+            subject=str(f.attrs["subject"]) or None, kind=str(f.attrs["kind"]),
+            vector=bool(f.attrs["vector"]), method=str(f.attrs["method"]),
+            lambda2=float(f.attrs["lambda2"]), events=f["events"][()],
+        )

@@ -137,6 +137,8 @@ def make_inverse_operator(
     rank=None,
     use_cps=True,
     verbose=None,
+    *,
+    on_mismatch: Literal["raise", "warn", "ignore"] = "raise",
 ) -> InverseOperator:
     """Assemble an inverse operator, as ``mne.minimum_norm.make_inverse_operator``.
 
@@ -163,6 +165,21 @@ def make_inverse_operator(
         Use cortical patch statistics for the surface normals.
     verbose : bool | str | int | None
         Logging level for this call (as in MNE-Python).
+    on_mismatch : "raise" | "warn" | "ignore"
+        What to do when ``info``, ``forward`` and ``noise_cov`` disagree on
+        the channels (good data channels missing from the forward or the
+        covariance) or on the bad ones. MNE-Python silently leaves such
+        channels out, which "ignore" reproduces; minnorm raises by default.
+
+    Raises
+    ------
+    ValueError
+        NaN/Inf in the forward or covariance, a covariance that is not
+        positive semi-definite or estimated from fewer samples than channels,
+        mismatched channels or bads, options out of range (``loose`` outside
+        [0, 1], ``depth`` < 0, fixed orientation on a volume source space).
+    TypeError
+        Arguments that are not MNE objects.
 
     Returns
     -------
@@ -170,7 +187,8 @@ def make_inverse_operator(
     """
     with _mne.log_level(verbose):
         depth = DepthOptions.from_arg(depth)
-        problem = _mne.read_problem(info, forward, noise_cov, rank=rank)
+        problem = _mne.read_problem(info, forward, noise_cov, rank=rank,
+                                    on_mismatch=on_mismatch)
         loose = triage_loose(problem.kinds, loose, fixed)
         whitener = compute_whitener(
             problem.noise_cov, groups=problem.groups, ranks=problem.ranks,

@@ -135,6 +135,12 @@ def triage_loose(kinds, loose, fixed="auto") -> dict[str, float]:
     if fixed is False and any(v == 0 for v in loose.values()):
         raise ValueError('loose=0 means fixed orientation: use fixed=True or "auto"')
     for kind, value in loose.items():
+        if kind not in ("surface", "discrete") and value == 0:
+            raise ValueError(
+                f"fixed orientation (fixed=True or loose=0; command line --fixed) needs "
+                f"surface normals, which {kind} source spaces lack: use a free orientation "
+                "(loose=1 or 'auto')"
+            )
         if not 0 <= value <= 1:
             raise ValueError(f"loose ({kind}) must be between 0 and 1, got {value}")
         if kind not in ("surface", "discrete") and value != 1:
