@@ -1,0 +1,252 @@
+"""Predicting from source space: scikit-learn on minimum-norm estimates.
+
+:class:`SourceTransformer` turns sensor epochs (n_epochs, n_channels, n_times)
+into source features with the batched engine (no loop over epochs, bounded
+memory), so a whole analysis is one pipeline::
+
+    make_pipeline(SourceTransformer(inv, method="dSPM", pick_ori="normal",
+                                    times=slice(140, 160), average_time=True),
+                  StandardScaler(), LogisticRegression())
+
+The exact fast path. The inverse is linear: with a linear read-out (fixed
+or normal orientation, vector components, any per-source noise
+normalisation) the source features are f = K x. A rotation-invariant linear
+model (L2-penalised ridge, logistic regression, linear SVM) sees its data
+only through inner products, and fᵀf' = xᵀ KᵀK x' = gᵀg' with
+g = Σ Qᵀ x, K = P Σ Qᵀ its SVD. So training on the r ≤ n_channels features g
+gives the same predictions as training on the n_sources features f, and the
+source-space weights are w_f = P w_g. ``fast=True`` does that. It is not
+exact with orientation norms (pick_ori=None on free/loose operators: not
+linear), per-feature standardisation (StandardScaler rescales each source
+differently), or L1/elastic-net penalties (not rotation invariant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from . import _mne
+from .apply import assemble
+from .batch import apply_array, make_expander
+from .kernel import check_lambda2, check_method, prepare_kernel
+from .operator import InverseOperator
+
+__all__ = ["SourceTransformer", "TimeDecoding", "decode_over_time", "haufe_pattern"]
+
+
+class SourceTransformer(TransformerMixin, BaseEstimator):
+    """Sensor epochs → minimum-norm source features (a scikit-learn transformer).
+
+    Parameters
+    ----------
+    inverse_operator : InverseOperator | mne.minimum_norm.InverseOperator
+    lambda2 : float
+        Regularisation (1/SNR²; single trials are noisy: 1/SNR² with SNR ≈ 1).
+    method : "MNE" | "dSPM" | "sLORETA" | "eLORETA"
+    pick_ori : None | "normal" | "vector"
+    times : None | slice | array-like of int
+        Samples to keep (None: all).
+    average_time : bool
+        Average over the kept samples → 2-D output (n_epochs, n_features),
+        the shape classifiers expect; False keeps time → 3-D (for
+        ``mne.decoding.SlidingEstimator``).
+    fast : bool
+        Output the r ≤ n_channels features g = Σ Qᵀ x that give a
+        rotation-invariant linear model the same predictions as the source
+        features (see the module doc); needs a linear read-out.
+    ch_names : list of str | None
+        Channels along axis 1 of array input (e.g. ``epochs.ch_names`` when
+        passing ``epochs.get_data()``); the operator's channels are picked
+        from them. None: the array holds exactly the operator's channels, in
+        its order.
+    nave : float
+        Number of averages per epoch (1 for single trials).
+    dtype : "float64" | "float32"
+    max_memory : int | str | None
+        Working-memory budget of the batched engine.
+
+    Attributes
+    ----------
+    op_ : InverseOperator
+    ch_names_ : tuple of str
+        Channels expected on axis 1 of array input, in this order.
+    n_features_out_ : int
+    source_map_ : ndarray of shape (n_source_features, r) or None
+        With ``fast=True``, P: source weights = ``source_map_ @ weights``.
+    """
+
+    def __init__(self, inverse_operator=None, *, lambda2=1.0 / 9.0, method="dSPM",
+                 pick_ori=None, times=None, average_time=False, fast=False, ch_names=None,
+                 nave=1, dtype="float64", max_memory=None):
+        self.inverse_operator = inverse_operator
+        self.lambda2 = lambda2
+        self.method = method
+        self.pick_ori = pick_ori
+        self.times = times
+        self.average_time = average_time
+        self.fast = fast
+        self.ch_names = ch_names
+        self.nave = nave
+        self.dtype = dtype
+        self.max_memory = max_memory
+
+    def fit(self, X, y=None):
+        """Validate the parameters and prepare the kernel (X is only checked)."""
+        if self.inverse_operator is None:
+            raise ValueError("SourceTransformer needs an inverse_operator: pass "
+                             "SourceTransformer(minnorm.make_inverse_operator(...))")
+        op = self.inverse_operator
+        self.op_ = op if isinstance(op, InverseOperator) else InverseOperator.from_mne(op)
+        check_lambda2(self.lambda2)
+        check_method(self.method)
+        kernel = prepare_kernel(self.op_, lambda2=self.lambda2, method=self.method,
+                                nave=self.nave)
+        a = assemble(self.op_, kernel, pick_ori=self.pick_ori)
+        self.expander_ = make_expander(self.op_, kernel, a, dtype=self.dtype)
+        self.ch_names_ = self.op_.ch_names if self.ch_names is None else list(self.ch_names)
+        missing = sorted(set(self.op_.ch_names) - set(self.ch_names_))
+        if missing:
+            raise ValueError(f"ch_names lacks {len(missing)} channels of the inverse operator "
+                             f"({missing[:5]}…): give the names of the data's channels")
+        self._rows = [self.ch_names_.index(c) for c in self.op_.ch_names] \
+            if self.ch_names is not None else slice(None)
+        self.source_map_ = None
+        if self.fast:
+            if self.expander_.group != 1:
+                raise ValueError(
+                    "fast=True is exact only for linear source features: use "
+                    'pick_ori="normal" or "vector", or a fixed-orientation operator')
+            self._fit_fast()
+        self.n_features_out_ = (self.expander_.n_out if not self.fast
+                                else self.source_map_.shape[1])
+        self._data(X)  # checks shape and channels
+        return self
+
+    def _fit_fast(self):
+        """K = leads @ fields = P Σ Qᵀ, from a QR of the leads and a small SVD.
+
+        (Not from the eigenvalues of KᵀK: with MEG and EEG together the
+        singular values of K span many decades, which squaring would lose.)
+        """
+        leads, fields = self.expander_.leads.astype(float), self.expander_.fields
+        Q_leads, R = np.linalg.qr(leads)  # (n_rows, r), (r, r)
+        U, sigma, Qt = np.linalg.svd(R @ fields, full_matrices=False)
+        keep = sigma > sigma[0] * 1e-15 * len(sigma)
+        self._reduce = sigma[keep, np.newaxis] * Qt[keep]  # Σ Qᵀ, (r, M)
+        self.source_map_ = Q_leads @ U[:, keep]  # P, orthonormal columns
+
+    def _data(self, X):
+        """(n_epochs, M, n_times) float array in the operator's channel order."""
+        if _mne.data_kind(X) == "epochs":
+            _mne.check_channels(self.op_, X.info)
+            rows = _mne.pick_rows(X.ch_names, self.op_)
+            return np.concatenate(list(_mne.epoch_blocks(X, rows, 256)))
+        X = np.asarray(X, dtype=float)
+        if X.ndim == 2:
+            X = X[:, :, np.newaxis]
+        if X.ndim != 3 or X.shape[1] != len(self.ch_names_):
+            raise ValueError(
+                f"X must be mne.Epochs or an array (n_epochs, {len(self.ch_names_)} channels"
+                f"[, n_times]) with the channels of ch_names (default: the inverse operator's), "
+                f"got shape {X.shape}")
+        return X[:, self._rows]
+
+    def transform(self, X):
+        """Source features: (n_epochs, n_features[, n_times])."""
+        check_is_fitted(self, "expander_")
+        squeeze = _mne.data_kind(X) is None and np.ndim(X) == 2
+        data = self._data(X)
+        if self.times is not None:
+            data = data[:, :, self.times]
+        if self.fast:
+            out = np.matmul(self._reduce, data)
+        else:
+            out = apply_array(self.expander_, data, max_memory=self.max_memory)
+            out = out.reshape(len(out), -1, out.shape[-1])  # vectors: (x, y, z) per source
+        if self.average_time:
+            return out.mean(axis=-1)
+        return out[..., 0] if squeeze else out
+
+    def source_weights(self, weights):
+        """Source-space weights of a linear model fitted on ``fast`` features: P w."""
+        check_is_fitted(self, "source_map_")
+        if self.source_map_ is None:
+            raise ValueError("source_weights needs fast=True")
+        return self.source_map_ @ np.asarray(weights)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.requires_fit = True
+        return tags
+
+
+@dataclass(frozen=True)
+class TimeDecoding:
+    """Cross-validated decoding score at every time sample.
+
+    Attributes
+    ----------
+    times : ndarray of shape (n_times,)
+    scores : ndarray of shape (n_times,)
+        Mean over folds.
+    chance : float
+    null : ndarray of shape (n_permutations, n_times)
+        Scores with shuffled labels.
+    """
+
+    times: np.ndarray
+    scores: np.ndarray
+    chance: float
+    null: np.ndarray
+
+    def band(self, level: float = 0.95) -> tuple:
+        """Lower and upper ``level`` quantiles of the permutation scores, per time."""
+        lo, hi = np.quantile(self.null, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return lo, hi
+
+
+def decode_over_time(X, y, estimator, *, times, cv=5, n_permutations=20, seed=0,
+                     scoring="accuracy", n_jobs=None) -> TimeDecoding:
+    """Time-resolved decoding with a permutation band (mne.decoding.SlidingEstimator).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_epochs, n_features, n_times)
+    y : ndarray of shape (n_epochs,)
+    estimator : scikit-learn estimator (fitted at each time sample)
+    times : ndarray of shape (n_times,)
+    cv : int or cross-validation generator
+    n_permutations : int
+        Label shufflings for the chance band.
+    """
+    from mne.decoding import SlidingEstimator, cross_val_multiscore
+
+    slider = SlidingEstimator(estimator, scoring=scoring, n_jobs=n_jobs, verbose=False)
+    scores = cross_val_multiscore(slider, X, y, cv=cv, verbose=False).mean(axis=0)
+    rng = np.random.default_rng(seed)
+    null = np.array([cross_val_multiscore(slider, X, rng.permutation(y), cv=cv,
+                                          verbose=False).mean(axis=0)
+                     for _ in range(n_permutations)])
+    counts = np.unique(y, return_counts=True)[1]
+    return TimeDecoding(np.asarray(times), scores, float(counts.max() / counts.sum()), null)
+
+
+def haufe_pattern(X, weights) -> np.ndarray:
+    """Activation pattern A = Cov(X) w / Var(X w) of a linear model (Haufe et al. 2014).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_epochs, n_features)
+    weights : ndarray of shape (n_features,) or (n_features, n_outputs)
+    """
+    Xc = X - X.mean(axis=0)
+    w = np.asarray(weights, float).reshape(X.shape[1], -1)
+    latent = Xc @ w
+    cov_latent = np.atleast_2d(np.cov(latent, rowvar=False))
+    A = (Xc.T @ latent / (len(X) - 1)) @ np.linalg.pinv(cov_latent)
+    return A.ravel() if np.ndim(weights) == 1 else A

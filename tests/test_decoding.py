@@ -1,0 +1,136 @@
+"""Source-space decoding: the transformer, scikit-learn conventions, the fast path."""
+
+import pickle
+
+import mne
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import estimator_checks
+
+import minnorm
+from minnorm.decoding import SourceTransformer, haufe_pattern
+
+
+@pytest.fixture(scope="module")
+def op(evoked_meeg, fwd_surf_meeg, noise_cov):
+    return minnorm.make_inverse_operator(evoked_meeg.info, fwd_surf_meeg, noise_cov)
+
+
+@pytest.fixture(scope="module")
+def labelled_epochs(epochs_meeg):
+    """The 12 epochs with two classes (the second class weaker)."""
+    epochs = epochs_meeg.copy()
+    epochs._data[6:] *= 0.5
+    return epochs, np.repeat([0, 1], 6)
+
+
+@pytest.mark.parametrize("pick_ori", [None, "normal", "vector"])
+def test_transform_equals_apply_inverse_epochs(op, labelled_epochs, pick_ori):
+    epochs, _ = labelled_epochs
+    ref_op = op.to_mne()
+    ref = mne.minimum_norm.apply_inverse_epochs(epochs, ref_op, 1 / 9, "dSPM", pick_ori=pick_ori,
+                                                verbose=False)
+    ref = np.stack([stc.data for stc in ref])
+    ref = ref.reshape(len(ref), -1, ref.shape[-1])
+    out = SourceTransformer(op, lambda2=1 / 9, method="dSPM", pick_ori=pick_ori).fit_transform(epochs)
+    assert out.shape == ref.shape
+    assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 1e-6
+    # an array in the operator's channel order gives the same
+    rows = [epochs.ch_names.index(c) for c in op.ch_names]
+    from_array = SourceTransformer(op, pick_ori=pick_ori).fit_transform(epochs.get_data()[:, rows])
+    np.testing.assert_allclose(from_array, out, rtol=1e-12, atol=0)
+
+
+def test_time_selection_and_average(op, labelled_epochs):
+    epochs, _ = labelled_epochs
+    full = SourceTransformer(op, pick_ori="normal").fit_transform(epochs)
+    part = SourceTransformer(op, pick_ori="normal", times=slice(100, 120),
+                             average_time=True).fit_transform(epochs)
+    np.testing.assert_allclose(part, full[..., 100:120].mean(axis=-1))
+
+
+def test_clone_and_pickle(op, labelled_epochs):
+    epochs, _ = labelled_epochs
+    t = SourceTransformer(op, lambda2=0.5, method="sLORETA", pick_ori="normal")
+    c = clone(t)
+    assert c.get_params()["lambda2"] == 0.5
+    assert c.get_params()["inverse_operator"].ch_names == op.ch_names
+    assert not hasattr(c, "expander_")
+    t.fit(epochs)
+    again = pickle.loads(pickle.dumps(t))
+    np.testing.assert_array_equal(again.transform(epochs), t.transform(epochs))
+
+
+def test_applicable_sklearn_checks(op):
+    t = SourceTransformer(op)
+    estimator_checks.check_no_attributes_set_in_init("SourceTransformer", t)
+    estimator_checks.check_get_params_invariance("SourceTransformer", t)
+    estimator_checks.check_set_params("SourceTransformer", t)
+    estimator_checks.check_parameters_default_constructible("SourceTransformer", t)
+
+
+def test_bad_input_is_rejected(op):
+    with pytest.raises(ValueError, match="inverse_operator"):
+        SourceTransformer().fit(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="channels"):
+        SourceTransformer(op).fit(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="lambda2"):
+        SourceTransformer(op, lambda2=-1).fit(np.zeros((2, len(op.ch_names), 4)))
+    with pytest.raises(ValueError, match="fast=True is exact only"):
+        SourceTransformer(op, fast=True).fit(np.zeros((2, len(op.ch_names), 4)))
+
+
+def test_pipeline_under_cross_validation(op, labelled_epochs):
+    epochs, y = labelled_epochs
+    pipe = make_pipeline(SourceTransformer(op, pick_ori="normal", times=slice(150, 200),
+                                           average_time=True),
+                         StandardScaler(), LogisticRegression())
+    pipe[0].set_params(ch_names=epochs.ch_names)  # arrays: say which channels they hold
+    scores = cross_val_score(pipe, epochs.get_data(), y, cv=3)
+    assert scores.shape == (3,) and np.all((0 <= scores) & (scores <= 1))
+
+
+def test_sliding_estimator_on_source_time_courses(op, labelled_epochs):
+    from mne.decoding import SlidingEstimator, cross_val_multiscore
+
+    epochs, y = labelled_epochs
+    X = SourceTransformer(op, pick_ori="normal", times=slice(150, 156)).fit_transform(epochs)
+    assert X.ndim == 3
+    scores = cross_val_multiscore(SlidingEstimator(LogisticRegression()), X, y, cv=3)
+    assert scores.shape == (3, 6)
+
+
+@pytest.mark.parametrize("model", [LogisticRegression(C=0.3, tol=1e-10, max_iter=10_000),
+                                   Ridge(alpha=3.0)])
+def test_fast_path_gives_the_same_predictions(op, labelled_epochs, model):
+    epochs, y = labelled_epochs
+    kw = dict(pick_ori="normal", times=slice(150, 200), average_time=True)
+    full = SourceTransformer(op, **kw).fit(epochs)
+    fast = SourceTransformer(op, fast=True, **kw).fit(epochs)
+    F, G = full.transform(epochs), fast.transform(epochs)
+    assert G.shape[1] <= len(op.ch_names) < F.shape[1]
+    np.testing.assert_allclose(G @ G.T, F @ F.T, rtol=1e-8, atol=1e-8 * np.abs(F @ F.T).max())
+    target = y if isinstance(model, LogisticRegression) else y.astype(float)
+    m_full, m_fast = clone(model).fit(F, target), clone(model).fit(G, target)
+    pred_full = m_full.decision_function(F) if hasattr(m_full, "decision_function") else m_full.predict(F)
+    pred_fast = m_fast.decision_function(G) if hasattr(m_fast, "decision_function") else m_fast.predict(G)
+    np.testing.assert_allclose(pred_fast, pred_full, rtol=1e-5, atol=1e-6 * np.abs(pred_full).max())
+    np.testing.assert_allclose(fast.source_weights(m_fast.coef_.ravel()), m_full.coef_.ravel(),
+                               rtol=1e-4, atol=1e-5 * np.abs(m_full.coef_).max())
+
+
+def test_haufe_pattern_recovers_the_generating_direction():
+    rng = np.random.default_rng(0)
+    a = np.array([1.0, 0.0, 0.0])  # the signal lives in feature 0 …
+    s = rng.standard_normal(500)
+    noise = rng.standard_normal((500, 1))
+    X = np.outer(s, a) + np.hstack([noise, noise, rng.standard_normal((500, 1))]) * 0.5
+    w = np.linalg.lstsq(X, s, rcond=None)[0]  # … but the filter uses feature 1 to cancel noise
+    assert abs(w[1]) > 0.3
+    A = haufe_pattern(X, w)
+    assert np.argmax(np.abs(A)) == 0 and abs(A[1]) < 0.2 * abs(A[0]) + 0.3
