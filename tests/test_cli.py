@@ -127,6 +127,13 @@ def test_saved_inverse_and_label(files, evoked_one, template_labels, tmp_path, c
     assert "the inverse operator op-inv.fif" in out and "aud-lh.label" in out
 
 
+def test_quiet_and_verbose(files, tmp_path, capsys):
+    code, out, err = run(capsys, *evoked_args(files), "--quiet", "--out", tmp_path / "q")
+    assert code == 0 and out == "" and err == ""
+    code, out, err = run(capsys, *evoked_args(files), "--verbose", "--out", tmp_path / "v")
+    assert code == 0 and "minnorm: Computing the SVD of the whitened, weighted gain" in err
+
+
 def test_existing_outputs_need_overwrite(files, tmp_path, capsys):
     args = [*evoked_args(files), "--out", tmp_path / "x"]
     assert run(capsys, *args)[0] == 0
@@ -150,7 +157,7 @@ def test_story_tells_the_story(files, capsys):
     assert "OK" in out and "MISMATCH" not in out
     for text in ("204 planar gradiometers", "102 magnetometers", "60 EEG electrodes",
                  f"of {fwd['src'][0]['np']:7d} vertices", "T/(A·m)", "V/(A·m)",
-                 f"(G (366 × 366) + εI (366 × 366))⁻¹", f"Lᵀ ({n_cols} × 366)",
+                 "(G (366 × 366) + εI (366 × 366))⁻¹", f"Lᵀ ({n_cols} × 366)",
                  "rank 362", "condition number", "rank meg 303, eeg 59",
                  "Average EEG reference", "λ² = 1/SNR² = 1/3² = 0.111",
                  "effective components", "amplitude SNR"):

@@ -5,6 +5,7 @@ A drop-in for ``mne.minimum_norm``: the same function names and results
 weighted gain.
 """
 
+from ._log import MinnormWarning
 from ._version import __version__
 from .apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
 from .io import read_inverse_operator, write_inverse_operator
@@ -22,4 +23,5 @@ __all__ = [
     "apply_inverse_raw",
     "read_inverse_operator",
     "write_inverse_operator",
+    "MinnormWarning",
 ]

@@ -64,13 +64,23 @@ def file_kind(fname, option: str = "file") -> str:
     from mne._fiff.open import fiff_open
 
     path = _check_path(fname, option)
-    try:
-        fid, tree, _ = fiff_open(path, verbose="error")
-    except Exception as exc:  # any failure here means: not a readable FIF file
-        raise ValueError(f"{option}: {path} is not a FIF file or is damaged "
-                         f"({_short(exc)}): give an MNE -fif file") from None
+    # MNE reports a damaged file by a warning (logged and warned): catch both
+    with warnings.catch_warnings(record=True) as caught, \
+            mne.utils.catch_logging(verbose="warning") as log:
+        warnings.simplefilter("always")
+        try:
+            fid, tree, _ = fiff_open(path, verbose="warning")
+        except Exception as exc:  # any failure here means: not a readable FIF file
+            raise ValueError(f"{option}: {path} is not a FIF file or is damaged "
+                             f"({_short(exc)}): give an MNE -fif file") from None
     with fid:
         present = _blocks(tree, set())
+    messages = [str(w.message) for w in caught] + log.getvalue().splitlines()
+    damage = [m for m in messages
+              if re.search("invalid tag|corrupt|truncat", m, re.IGNORECASE)]
+    if damage:
+        raise ValueError(f"{option}: {path} is damaged or truncated ({_short(damage[0])}): "
+                         "copy it again or recompute it")
     for kind, names, _, _ in _KIND_BLOCKS:
         if any(getattr(FIFF, name, None) in present for name in names):
             return kind

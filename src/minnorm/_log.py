@@ -21,7 +21,7 @@ import logging
 import sys
 import warnings
 
-__all__ = ["MinnormWarning", "logger", "warn", "progress", "show_progress"]
+__all__ = ["MinnormWarning", "logger", "warn", "progress", "show_progress", "log_to_stderr"]
 
 logger = logging.getLogger("minnorm")
 
@@ -37,6 +37,21 @@ def warn(message: str, *, stacklevel: int = 3) -> None:
     """Warn the user (as a :class:`MinnormWarning`) and log it."""
     logger.debug("warning: %s", message)
     warnings.warn(message, MinnormWarning, stacklevel=stacklevel)
+
+
+@contextlib.contextmanager
+def log_to_stderr(level: str = "INFO"):
+    """Within this context, minnorm's log messages of ``level`` and above go to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("minnorm: %(message)s"))
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
 
 
 @contextlib.contextmanager

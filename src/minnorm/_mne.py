@@ -115,7 +115,8 @@ def check_channel_match(info, forward, noise_cov, *, on_mismatch="raise") -> Non
     forward models (magnetometers, gradiometers, EEG) are compared.
     """
     if on_mismatch not in MISMATCH_CHOICES:
-        raise ValueError(f"on_mismatch must be one of {list(MISMATCH_CHOICES)}, got {on_mismatch!r}")
+        raise ValueError(f"on_mismatch must be one of {list(MISMATCH_CHOICES)}, "
+                         f"got {on_mismatch!r}")
     if on_mismatch == "ignore":
         return
     fwd_names = set(forward["sol"]["row_names"])
@@ -443,7 +444,8 @@ def check_channels(op, info):
             f"{len(missing)} channels of the inverse operator are not in the data "
             f"({checks.name_list(missing)}): make the inverse operator from this data's info"
         )
-    bad = [c for c in op.ch_names if c in set(info["bads"])]
+    bads = set(info["bads"])
+    bad = [c for c in op.ch_names if c in bads]
     if bad:
         raise ValueError(
             f"{len(bad)} channels that the inverse operator uses are marked bad in the "

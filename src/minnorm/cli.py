@@ -350,8 +350,9 @@ def main(argv=None) -> int:
     try:
         from . import _mne
 
+        level = "INFO" if args.verbose else "WARNING"
         with warnings.catch_warnings(), _log.show_progress(not getattr(args, "quiet", False)), \
-                _mne.log_level("INFO" if args.verbose else "WARNING"):
+                _mne.log_level(level), _log.log_to_stderr(level):
             warnings.simplefilter("always", _log.MinnormWarning)
             warnings.showwarning = _show_warning(prog)
             return args.handler(parser, args)

@@ -31,7 +31,8 @@ def _sources(fwd) -> list[str]:
     src = fwd["src"]
     lines = [f"Source space: {src.kind}, {len(src)} part(s)."]
     for s in src:
-        name = {101: "left hemisphere", 102: "right hemisphere"}.get(s.get("id"), s["type"])
+        name = ({101: "left hemisphere", 102: "right hemisphere"}.get(s.get("id"), s["type"])
+                if s["type"] == "surf" else s.get("seg_name") or s["type"])  # volumes have ids too
         lines.append(f"  {name:17s}: {s['nuse']:6d} sources used of {s['np']:7d} vertices")
     return lines
 

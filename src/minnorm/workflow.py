@@ -92,7 +92,8 @@ class ApplyResult:
         label = f", restricted to the label {r.label.name}" if r.label is not None else ""
         ori = {None: "", "normal": ", normal component", "vector": ", x/y/z vectors"}[r.pick_ori]
         in_epoch = f" in epoch {self.peak.epoch}" if self.peak.epoch is not None else ""
-        names = ", ".join(p.name for p in self.files)
+        names = [p.name for p in self.files]
+        names = ", ".join(names) if len(names) <= 6 else f"{names[0]} … {names[-1]}"
         return (
             f"Computed {r.method} source estimates ({reg}{ori}{label}) of {self.data_text} "
             f"with {self.operator_text}. Peak value {self.peak.value:.4g} "
@@ -205,6 +206,9 @@ class _Plan:
 
 def _plan(request, kind, data) -> _Plan:
     out = Path(request.out).expanduser()
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder: give a file prefix inside it, "
+                                f"for example {out / 'result'}")
     inverse = out.with_name(out.name + "-inv.fif") if request.save_inverse else None
     if request.data_kind == "epochs" and request.epochs_output == "array":
         return _Plan([], [], inverse, out.with_name(out.name + "-epochs.h5"))
