@@ -265,6 +265,17 @@ def test_output_folder(files, tmp_path, capsys, monkeypatch, case):
     assert snapshot(tmp_path) == before
 
 
+def test_raw_window_too_large_for_memory(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(minnorm.checks, "available_memory", lambda: 2**20)
+    code, _, err = run(capsys, "apply", *model(files), "--raw", files.raw, "--out",
+                       tmp_path / "x")
+    assert code == 1 and err.count("\n") == 1, err
+    assert re.search(r"the raw estimate \(752 source rows × 301 samples\) would take "
+                     r"3\.5 MiB of memory, more than the 1\.0 MiB available: choose a "
+                     r"shorter window with --tmin/--tmax", err), err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
                     reason="root reads every file")
 def test_unreadable_file(files, tmp_path, capsys):

@@ -21,6 +21,7 @@ __all__ = [
     "check_depth",
     "check_time_window",
     "check_output_dir",
+    "check_memory",
     "unit_problems",
     "name_list",
 ]
@@ -175,6 +176,29 @@ def check_output_dir(path) -> Path:
         raise PermissionError(f"the output folder {folder} is not writable: choose "
                               "another --out or fix its permissions")
     return folder
+
+
+def available_memory() -> int | None:
+    """Bytes of physical memory available now (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(n_bytes: int, what: str, fix: str, *, fraction: float = 0.8) -> None:
+    """Raise MemoryError when ``n_bytes`` exceed ``fraction`` of the available memory."""
+    free = available_memory()
+    if free is not None and n_bytes > fraction * free:
+        raise MemoryError(f"{what} would take {_size(n_bytes)} of memory, more than the "
+                          f"{_size(free)} available: {fix}")
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024 or unit == "GiB":
+            return f"{n_bytes:.1f} {unit}" if unit != "bytes" else f"{int(n_bytes)} bytes"
+        n_bytes /= 1024
 
 
 def unit_problems(data: np.ndarray, ch_types, noise_std=None) -> list[str]:

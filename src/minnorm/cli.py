@@ -364,7 +364,7 @@ def main(argv=None) -> int:
             raise
         print(f"{prog}: interrupted: no output was written or changed", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (OSError, ValueError, TypeError, LookupError) as exc:
+    except (OSError, ValueError, TypeError, LookupError, MemoryError) as exc:
         if args.debug:
             raise
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)

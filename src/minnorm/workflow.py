@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _fif, _log, _mne
 from .apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
-from .checks import check_time_window
+from .checks import check_memory, check_time_window
 from .io import AtomicOutputs, EpochsArrayWriter, stc_paths, write_source_estimate
 from .operator import InverseOperator, make_inverse_operator
 from .story import forward_story
@@ -127,6 +127,7 @@ def run_apply(request: ApplyRequest) -> ApplyResult:
             _mne.label_vertices(label, src, mri_head_t)  # subject, hemisphere, overlap
         kind = estimate_kind(src.kind, request.pick_ori)
         plan = _plan(request, kind, data)
+        _check_memory(request, data, src)
         bar.update()
         with AtomicOutputs(plan.all_paths, overwrite=request.overwrite) as outputs:
             bar.set_description_str("inverse operator")
@@ -202,6 +203,23 @@ class _Plan:
     def all_paths(self) -> list:
         extra = [p for p in (self.array, self.inverse) if p is not None]
         return list(self.estimate_paths) + extra
+
+
+def _check_memory(request, data, src) -> None:
+    """One estimate (an epoch's, the evoked's, the raw window's) must fit in memory."""
+    n_rows = sum(int(s["nuse"]) for s in src) * (3 if request.pick_ori == "vector" else 1)
+    if request.data_kind == "raw":
+        times = data.times
+        lo = 0 if request.tmin is None else int(np.searchsorted(times, request.tmin))
+        hi = len(times) if request.tmax is None else int(np.searchsorted(times, request.tmax))
+        n_times = max(hi - lo, 1)
+    else:
+        n_times = len(data.times)
+    n_bytes = 2 * 8 * n_rows * n_times  # the estimate, and as much again while it is made
+    fix = ("choose a shorter window with --tmin/--tmax" if request.data_kind == "raw"
+           else "use a coarser source space or a --label")
+    check_memory(n_bytes, f"the {request.data_kind} estimate ({n_rows} source rows × "
+                          f"{n_times} samples)", fix)
 
 
 def _plan(request, kind, data) -> _Plan:
