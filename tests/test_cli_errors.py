@@ -316,3 +316,14 @@ def test_interrupted_write_keeps_the_old_files(files, tmp_path, capsys, monkeypa
     assert code == status and re.search(pattern, err) and err.count("\n") == 1, err
     assert snapshot(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # no temporary folder
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (lambda f, b: ["story", "--fwd", f.cov], r"--fwd: .* is a noise covariance file"),
+    (lambda f, b: ["story", "--fwd", b / "nope-fwd.fif"], r"--fwd: no such file"),
+    (lambda f, b: ["story", "--fwd", f.fwd_vol, "--evoked", f.evoked], r"holds 4 conditions"),
+])
+def test_story_bad_input(files, bad, capsys, argv, pattern):
+    code, out, err = run(capsys, *argv(files, bad.folder))
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("minnorm story: error: ") and re.search(pattern, err), err
