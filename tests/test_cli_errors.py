@@ -216,13 +216,18 @@ CASES = [
 def test_bad_input(files, bad, tmp_path, capsys, build, status, pattern):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    code, out, err = run(capsys, *build(files, bad.folder), "--out", out_dir / "result")
+    for name in ("result-vl.stc", "result-lh.stc", "result-rh.stc"):  # an earlier run's
+        (out_dir / name).write_bytes(b"the previous result")
+    before = snapshot(out_dir)
+    code, out, err = run(capsys, *build(files, bad.folder), "--out", out_dir / "result",
+                         "--overwrite")
     assert code == status, err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert re.search(pattern, err), err
     assert err.startswith("minnorm apply: error: ")
     assert out == ""
-    assert list(out_dir.iterdir()) == []  # nothing written, not even a temporary folder
+    assert snapshot(out_dir) == before  # nothing written or changed
+    assert len(list(out_dir.iterdir())) == 3  # not even a temporary folder left
 
 
 def test_union_bads_does_as_mne(files, tmp_path, capsys):
