@@ -294,7 +294,8 @@ def test_unreadable_file(files, tmp_path, capsys):
 
 @pytest.mark.parametrize("failure, status, pattern", [
     (KeyboardInterrupt(), 130, r"interrupted: no output was written or changed"),
-    (OSError(28, "No space left on device"), 1, r"No space left on device"),
+    (OSError(28, "No space left on device"), 1,
+     r"No space left on device \(no output was written or changed: free disk space"),
     (RuntimeError("a crash"), 3, r"internal error: RuntimeError: a crash .*--debug"),
 ])
 def test_interrupted_write_keeps_the_old_files(files, tmp_path, capsys, monkeypatch,
@@ -332,3 +333,25 @@ def test_story_bad_input(files, bad, capsys, argv, pattern):
     code, out, err = run(capsys, *argv(files, bad.folder))
     assert code == 1 and out == "" and err.count("\n") == 1, err
     assert err.startswith("minnorm story: error: ") and re.search(pattern, err), err
+
+
+def test_sigterm_cleans_up_like_ctrl_c(files, tmp_path):
+    """`kill` during a run: exit status 130, no output, no temporary folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "minnorm.cli", "apply", "--fwd", files.fwd_surf, "--cov",
+           files.cov, "--epochs", files.epochs, "--method", "eLORETA", "--out", tmp_path / "x"]
+    proc = subprocess.Popen(list(map(str, cmd)), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.iterdir()) and time.monotonic() < deadline:  # the temporary folder
+        time.sleep(0.05)
+    assert any(tmp_path.iterdir()), "the run never started writing"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted: no output was written or changed" in err
+    assert list(tmp_path.iterdir()) == []
+

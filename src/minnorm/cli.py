@@ -12,6 +12,9 @@ each and do not stop the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -329,6 +332,30 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a job scheduler's time limit) cleans up as Ctrl-C does."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = _one_line(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        text += " (no output was written or changed: free disk space and run again)"
+    return text
+
+
 def _show_warning(prog):
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"{prog}: warning: {_one_line(message)}", file=sys.stderr)
@@ -352,7 +379,7 @@ def main(argv=None) -> int:
 
         level = "INFO" if args.verbose else "WARNING"
         with warnings.catch_warnings(), _log.show_progress(not getattr(args, "quiet", False)), \
-                _mne.log_level(level), _log.log_to_stderr(level):
+                _mne.log_level(level), _log.log_to_stderr(level), _terminate_as_interrupt():
             warnings.simplefilter("always", _log.MinnormWarning)
             warnings.showwarning = _show_warning(prog)
             return args.handler(parser, args)
@@ -367,7 +394,7 @@ def main(argv=None) -> int:
     except (OSError, ValueError, TypeError, LookupError, MemoryError) as exc:
         if args.debug:
             raise
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {_error_text(exc)}", file=sys.stderr)
         return EXIT_INPUT
     except Exception as exc:  # a bug: say so, briefly
         if args.debug:
