@@ -125,6 +125,7 @@ def test_saved_inverse_and_label(files, evoked_one, template_labels, tmp_path, c
     assert len(read.vertices[0]) == len(expected.vertices[0]) > 0 and not len(read.vertices[1])
     assert_stc_equal(read, expected, STC_TOL)
     assert "the inverse operator op-inv.fif" in out and "aud-lh.label" in out
+    assert err == ""  # the label's positions (MRI frame) match the head-frame source space
 
 
 def test_quiet_and_verbose(files, tmp_path, capsys):
