@@ -15,8 +15,8 @@ FIGURES = ["maps-100ms", "maps-300ms", "time-courses", "l-curve", "surface-bias"
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("minnorm-cache")
+def cache(cache_dir):
+    return cache_dir  # the session's template cache (conftest.py)
 
 
 @pytest.fixture(scope="module")

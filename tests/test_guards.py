@@ -16,14 +16,14 @@ def op_vol(evoked_meeg, fwd_vol_meeg, noise_cov):
     return minnorm.make_inverse_operator(evoked_meeg.info, fwd_vol_meeg, noise_cov)
 
 
-def test_bads_mismatch_raises_unless_ignored_then_equals_mne(evoked_meeg, fwd_vol_meeg,
-                                                             noise_cov_trunc):
+def test_bads_mismatch_warns_or_raises_and_equals_mne(evoked_meeg, fwd_vol_meeg,
+                                                       noise_cov_trunc):
     with pytest.raises(ValueError, match=r"bad in the noise covariance but not in the data "
                                          r"\('MEG 2443', 'EEG 053'\)"):
-        minnorm.make_inverse_operator(evoked_meeg.info, fwd_vol_meeg, noise_cov_trunc)
-    with pytest.warns(MinnormWarning, match="bad in the noise covariance"):
         minnorm.make_inverse_operator(evoked_meeg.info, fwd_vol_meeg, noise_cov_trunc,
-                                      on_mismatch="warn")
+                                      on_mismatch="raise")
+    with pytest.warns(MinnormWarning, match="bad in the noise covariance"):  # the default
+        minnorm.make_inverse_operator(evoked_meeg.info, fwd_vol_meeg, noise_cov_trunc)
     ours = minnorm.make_inverse_operator(evoked_meeg.info, fwd_vol_meeg, noise_cov_trunc,
                                          on_mismatch="ignore")
     ref = mne.minimum_norm.make_inverse_operator(evoked_meeg.info, fwd_vol_meeg,
@@ -41,7 +41,10 @@ def test_channels_missing_from_covariance(evoked_meeg, fwd_vol_meeg, noise_cov):
     cov = noise_cov.copy().pick_channels([c for c in noise_cov.ch_names if c != "EEG 010"],
                                          ordered=True, verbose="error")
     with pytest.raises(ValueError, match=r"not in the noise covariance \('EEG 010'\)"):
-        minnorm.make_inverse_operator(evoked_meeg.info, fwd_vol_meeg, cov)
+        minnorm.make_inverse_operator(evoked_meeg.info, fwd_vol_meeg, cov, on_mismatch="raise")
+    with pytest.warns(MinnormWarning, match=r"not in the noise covariance \('EEG 010'\)"):
+        op = minnorm.make_inverse_operator(evoked_meeg.info, fwd_vol_meeg, cov)
+    assert "EEG 010" not in op.ch_names  # left out, as MNE-Python does
 
 
 def test_covariance_checks(evoked_meeg, fwd_vol_meeg, noise_cov):
