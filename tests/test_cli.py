@@ -179,7 +179,7 @@ def test_console_script_one_line_errors_and_debug(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("argv", [[], ["apply"], ["story"]])
+@pytest.mark.parametrize("argv", [[], ["apply"], ["story"], ["demo"], ["decode-demo"]])
 def test_help_is_complete_with_examples(argv, capsys):
     code, out, _ = run(capsys, *argv, "--help")
     assert code == 0 and "examples:" in out
@@ -189,5 +189,17 @@ def test_help_is_complete_with_examples(argv, capsys):
                        "--fixed", "--pick-ori", "--label", "--out", "--save-inverse",
                        "--epochs-output", "--overwrite", "--format", "--union-bads"):
             assert option in out, option
+    if argv == ["demo"]:
+        for option in ("--out", "--snr", "--seed", "--open", "--spacing", "--overwrite"):
+            assert option in out, option
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.strip() == f"minnorm {minnorm.__version__}"
+
+
+def test_demo_command_checks_its_input(tmp_path, capsys):
+    code, _, err = run(capsys, "demo", "--snr", "0")
+    assert code == 2 and "snr must be > 0" in err
+    (tmp_path / "report.html").write_text("an earlier report")
+    code, _, err = run(capsys, "demo", "--out", str(tmp_path), "--quiet")
+    assert code == 1 and "exists: pass --overwrite" in err
+    assert (tmp_path / "report.html").read_text() == "an earlier report"
