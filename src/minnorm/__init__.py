@@ -8,8 +8,16 @@ weighted gain.
 from ._log import MinnormWarning
 from ._version import __version__
 from .apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
+from .batch import (
+    iter_inverse_epochs,
+    iter_inverse_raw,
+    read_source_array,
+    write_inverse_epochs,
+    write_inverse_raw,
+)
 from .io import read_inverse_operator, write_inverse_operator
 from .kernel import Kernel, prepare_kernel
+from .labels import extract_label_time_course
 from .operator import InverseOperator, make_inverse_operator
 
 __all__ = [
@@ -21,6 +29,12 @@ __all__ = [
     "apply_inverse",
     "apply_inverse_epochs",
     "apply_inverse_raw",
+    "iter_inverse_epochs",
+    "iter_inverse_raw",
+    "write_inverse_epochs",
+    "write_inverse_raw",
+    "read_source_array",
+    "extract_label_time_course",
     "read_inverse_operator",
     "write_inverse_operator",
     "MinnormWarning",

@@ -48,9 +48,25 @@ def check_params(method_params) -> dict:
     return params
 
 
-def _blocks(G: np.ndarray) -> np.ndarray:
-    """(n_chan, 3·n_src) → (n_src, 3, n_chan)."""
-    return G.reshape(G.shape[0], -1, 3).transpose(1, 2, 0)
+def _block_times(R: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """R_k G_kᵀ for every source k: (n_src, 3, 3) × (n_chan, 3·n_src) → (3·n_src, n_chan).
+
+    One einsum over the sources (a stacked matmul on the strided blocks of G
+    would miss BLAS and run a slow generic loop).
+    """
+    out = np.einsum("kij,mkj->kim", R, G.reshape(G.shape[0], -1, 3), optimize=False)
+    return out.reshape(-1, G.shape[0])
+
+
+def _block_gram(Gt: np.ndarray, N: np.ndarray) -> np.ndarray:
+    """G_kᵀ N G_k for every source k → (n_src, 3, 3), from Gt = Gᵀ (3·n_src, n_chan).
+
+    Gt @ N is one GEMM; the 3 × 3 blocks are then small products on
+    contiguous rows.
+    """
+    n_chan = Gt.shape[1]
+    NGt = (Gt @ N).reshape(-1, 3, n_chan)  # G_kᵀ N
+    return np.matmul(NGt, Gt.reshape(-1, 3, n_chan).transpose(0, 2, 1))
 
 
 def _sym_pow(A: np.ndarray, power: float, rcond: float = 1e-7):
@@ -71,13 +87,17 @@ def _sym_pow(A: np.ndarray, power: float, rcond: float = 1e-7):
     return np.matmul(u * use[..., np.newaxis, :], u.swapaxes(-2, -1)), root
 
 
-def _normalize(G, R, n_nonzero, diagonal):
-    """Scale R in place so that trace(G R Gᵀ) = n_nonzero; return G R Gᵀ."""
+def _normalize(Gt, R, n_nonzero, diagonal):
+    """Scale R in place so that trace(G R Gᵀ) = n_nonzero; return G R Gᵀ.
+
+    ``Gt`` is Gᵀ as a C-contiguous (n_rows, n_chan) array: each source's rows
+    are contiguous, so R_k G_kᵀ is a stack of small products and G (R Gᵀ) one GEMM.
+    """
     if diagonal:
-        R_Gt = R[:, np.newaxis] * G.T
+        R_Gt = R[:, np.newaxis] * Gt
     else:
-        R_Gt = np.matmul(R, _blocks(G)).reshape(-1, G.shape[0])
-    GRGt = G @ R_Gt
+        R_Gt = np.matmul(R, Gt.reshape(len(R), 3, -1)).reshape(Gt.shape)
+    GRGt = Gt.T @ R_Gt
     norm = np.trace(GRGt) / n_nonzero
     GRGt /= norm
     R /= norm
@@ -106,6 +126,7 @@ def eloreta_weights(
     eps: float,
     max_iter: int,
     force_equal: bool,
+    R_init: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fit the eLORETA weights and return R**½.
 
@@ -122,6 +143,9 @@ def eloreta_weights(
     eps, max_iter, force_equal
         Convergence tolerance on the relative change of R, iteration cap,
         and one weight per location instead of a 3 × 3 block.
+    R_init : ndarray of shape (n_rows,) or (n_sources, 3, 3), optional
+        Starting weights (a warm start, e.g. R for a nearby λ²), in the
+        layout of R; default the orientation prior.
 
     Returns
     -------
@@ -138,19 +162,23 @@ def eloreta_weights(
         std = orient_std.reshape(n_src, 3)
         R_prior = std[:, np.newaxis, :] * std[:, :, np.newaxis]
         R = np.eye(3)[np.newaxis] * R_prior
-    GRGt = _normalize(Go, R, n_nonzero, diagonal)
-    blocks = None if n_orient == 1 else _blocks(Go)
+    if R_init is not None:
+        if R_init.shape != R.shape:
+            raise ValueError(f"R_init must have shape {R.shape}, got {R_init.shape}")
+        R = np.array(R_init, dtype=np.float64)
+    Got = np.ascontiguousarray(Go.T)  # (n_rows, n_chan): source-major
+    GRGt = _normalize(Got, R, n_nonzero, diagonal)
     for it in range(max_iter):
         N = _inverse_data_cov(GRGt, lambda2, n_nonzero)
         R_last = R.copy()
         if n_orient == 1:
-            R[:] = 1.0 / np.sqrt(np.einsum("ck,ck->k", N @ Go, Go))
+            R[:] = 1.0 / np.sqrt(np.einsum("km,km->k", Got @ N, Got))
         else:
-            M = np.matmul(np.matmul(blocks, N[np.newaxis]), blocks.swapaxes(-2, -1))
+            M = _block_gram(Got, N)  # G_kᵀ N G_k, (n_src, 3, 3)
             inv_sqrt, root = _sym_pow(M, -0.5)
             R[:] = np.repeat(1.0 / root.mean(axis=-1), 3) if force_equal else inv_sqrt
         R *= R_prior  # re-apply the orientation prior, which eLORETA undoes
-        GRGt = _normalize(Go, R, n_nonzero, diagonal)
+        GRGt = _normalize(Got, R, n_nonzero, diagonal)
         delta = np.linalg.norm(R - R_last) / np.linalg.norm(R_last)
         logger.debug("eLORETA iteration %d: relative change %.1e", it + 1, delta)
         if delta < eps:
@@ -159,7 +187,8 @@ def eloreta_weights(
     else:
         warnings.warn(f"eLORETA weight fitting did not converge (>= {eps})", RuntimeWarning,
                       stacklevel=3)
-    _normalize(G, R, n_nonzero, diagonal)  # with the orientation prior undone
+    del Got
+    _normalize(np.ascontiguousarray(G.T), R, n_nonzero, diagonal)  # orientation prior undone
     return np.sqrt(R) if diagonal else _sym_pow(R, 0.5)[0]
 
 
@@ -167,4 +196,4 @@ def weight_gain(G: np.ndarray, R_sqrt: np.ndarray) -> np.ndarray:
     """G R**½ for diagonal (n_rows,) or block (n_src, 3, 3) weights."""
     if R_sqrt.ndim == 1:
         return G * R_sqrt
-    return np.matmul(R_sqrt, _blocks(G)).reshape(-1, G.shape[0]).T
+    return _block_times(R_sqrt, G).T

@@ -415,8 +415,9 @@ def inverse_from_mne(inv, cls):
 
 def check_reference(info, ch_names):
     """EEG needs an average-reference projector (and no custom reference)."""
-    picks = [k for k, c in enumerate(info["ch_names"]) if c in set(ch_names)]
-    types = [info.get_channel_types()[k] for k in picks]
+    wanted = set(ch_names)
+    all_types = info.get_channel_types()  # once: it is slow (a pick per call)
+    types = [t for c, t in zip(info["ch_names"], all_types) if c in wanted]
     if "eeg" not in types:
         return
     if info.get("custom_ref_applied", False):
@@ -824,3 +825,89 @@ def data_rows(inst, ch_names) -> np.ndarray:
                          f"data ({checks.name_list(missing)}): use data of the same recording")
     return inst.data[[index[c] for c in ch_names]]
 
+
+
+# --------------------------------------------------------------------------
+# Data in blocks, for the batched and streaming paths (minnorm.batch, minnorm.labels)
+
+
+def epoch_count(epochs) -> int:
+    """Number of epochs the iteration will yield (an upper bound for lazy epochs)."""
+    return len(epochs) if epochs.preload else len(epochs.events)
+
+
+def epoch_blocks(epochs, rows, size: int):
+    """Blocks of ``size`` epochs, ndarray (n, len(rows), n_times), as MNE iterates them.
+
+    Preloaded epochs are sliced without copying the whole array; lazy ones
+    are read (and rejected) epoch by epoch, as ``for e in epochs`` does.
+    """
+    rows = np.asarray(rows)
+    every = np.array_equal(rows, np.arange(len(epochs.ch_names)))
+    if epochs.preload:
+        data = epochs.get_data(copy=False)
+        for k in range(0, len(data), size):
+            block = data[k:k + size]
+            yield block if every else block[:, rows]
+        return
+    buffer = []
+    for epoch in epochs:
+        buffer.append(epoch[rows])
+        if len(buffer) == size:
+            yield np.stack(buffer)
+            buffer = []
+    if buffer:
+        yield np.stack(buffer)
+
+
+def raw_segment(raw, rows, start: int, stop: int) -> np.ndarray:
+    """Raw data of ``rows`` from sample ``start`` to ``stop`` (relative to first_samp)."""
+    return raw[list(rows), start:stop][0]
+
+
+def raw_span(raw, start, stop) -> tuple[int, int]:
+    """``start``/``stop`` (sample indices or None) resolved as ``raw[:, start:stop]`` does."""
+    start, stop, _ = slice(start, stop).indices(raw.n_times)
+    return start, max(start, stop)
+
+
+def label_flip(label, src) -> np.ndarray:
+    """MNE's sign flip of each source of ``label`` (surface normals of the vertices)."""
+    return np.asarray(mne.label_sign_flip(label, src[:2]), dtype=np.float64)
+
+
+def is_label(label) -> bool:
+    """An mne.Label or mne.BiHemiLabel."""
+    return isinstance(label, (mne.Label, mne.BiHemiLabel))
+
+
+def label_name(label) -> str:
+    """The label's name (for messages)."""
+    return str(getattr(label, "name", label))
+
+
+def data_kind(inst) -> str | None:
+    """"evoked", "epochs" or "raw" (None for anything else)."""
+    if isinstance(inst, mne.Evoked):
+        return "evoked"
+    if isinstance(inst, mne.BaseEpochs):
+        return "epochs"
+    if isinstance(inst, mne.io.BaseRaw):
+        return "raw"
+    return None
+
+
+def make_label(vertices, pos, *, hemi: str, name: str, subject):
+    """An mne.Label from vertex numbers and their positions (m)."""
+    return mne.Label(vertices=np.asarray(vertices), pos=np.asarray(pos), hemi=hemi, name=name,
+                     subject=subject)
+
+
+def surface_vertices_positions(src):
+    """Per hemisphere (lh, rh): used vertex numbers and their positions (m)."""
+    return [(s["vertno"], s["rr"][s["vertno"]]) for s in src[:2]]
+
+
+def subject_of(src):
+    """The subject of a source space (None if unknown)."""
+    return src[0].get("subject_his_id")

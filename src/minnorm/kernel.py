@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import linalg
 
 from . import _eloreta
+from ._linalg import svd_wide
 from .whitening import Whitener
 
 __all__ = ["Kernel", "prepare_kernel", "METHODS"]
@@ -56,6 +56,9 @@ class Kernel:
         s and s / (s² + λ²).
     whitener : Whitener
         The noise model for ``nave``.
+    eloreta_weights : ndarray of shape (n_rows,) or (n_sources, 3, 3), or None
+        eLORETA only: R**½, the fitted source weights (a warm start for
+        another λ²).
     """
 
     method: str
@@ -68,6 +71,7 @@ class Kernel:
     sing: np.ndarray
     reginv: np.ndarray
     whitener: Whitener
+    eloreta_weights: np.ndarray | None = None
 
     def estimate_data(self, data: np.ndarray) -> np.ndarray:
         """The sensor data the estimate explains, C**½ U Π Uᵀ W P b  (Π = sΓ)."""
@@ -154,13 +158,32 @@ def _build_eloreta(op, lambda2, nave, whitener, source_std, params) -> Kernel:
     orient_std = np.ones(G.shape[1]) if op.orient_prior is None else np.sqrt(op.orient_prior)
     R_sqrt = _eloreta.eloreta_weights(
         G, orient_std=orient_std, n_orient=op.n_orient, lambda2=lambda2,
-        n_nonzero=whitener.n_nonzero, **params,
+        n_nonzero=whitener.n_nonzero, R_init=_warm_start(op, lambda2, nave, params), **params,
     )
-    U, sing, Vt = linalg.svd(_eloreta.weight_gain(G, R_sqrt), full_matrices=False)
+    U, sing, Vt = svd_wide(_eloreta.weight_gain(G, R_sqrt))
     reginv = regularized_inverse(sing, lambda2, whitener.n_nonzero)
     leads = _eloreta.weight_gain(Vt, R_sqrt).T  # R**½ V, (n_rows, r)
     return Kernel(
         method="eLORETA", lambda2=lambda2, nave=nave, leads=leads * reginv,
         fields=U.T @ (whitener.matrix @ whitener.proj), noise_norm=None,
         eigen_fields=U.T, sing=sing, reginv=reginv, whitener=whitener,
+        eloreta_weights=R_sqrt,
     )
+
+
+def _warm_start(op, lambda2, nave, params):
+    """R of the cached eLORETA kernel whose λ² is nearest (log scale), or None.
+
+    Same nave and options only. The fixed point does not depend on the
+    start, so this changes the result by no more than the tolerance ``eps``
+    allows; it only saves iterations when λ² is swept.
+    """
+    options = tuple(sorted(params.items()))
+    same = [k for key, k in op._kernels.items()
+            if key[0] == "eLORETA" and key[2] == nave and key[3] == options]
+    if not same:
+        return None
+    near = min(same, key=lambda k: abs(np.log(k.lambda2 / lambda2)))
+    logger.info("eLORETA: starting from the weights for λ² = %g", near.lambda2)
+    W = near.eloreta_weights
+    return W**2 if W.ndim == 1 else np.matmul(W, W)
