@@ -117,7 +117,8 @@ def compare(name, row: Row, mne_fn, ours_fn, repeats, *, check=None, keep=False)
         if k < repeats - 1:
             ours = None
         gc.collect()
-        print(f"  {name}: MNE {row.mne_s[-1]:7.2f} s  minnorm {row.ours_s[-1]:7.2f} s",
+        print(f"  {name}: MNE {row.mne_s[-1]:7.2f} s  minnorm {row.ours_s[-1]:7.2f} s  "
+              f"(resident {_status('VmRSS') / GiB:.1f} GiB, load {os.getloadavg()[0]:.1f})",
               flush=True)
     if check is not None:
         row.rel_err = check(ref, ours)
@@ -302,7 +303,7 @@ def _epochs_rows(x, inv, op, repeats):
             else:
                 row.mne_s, row.mne_peak = list(ref_row.mne_s), ref_row.mne_peak
                 for _ in range(repeats):
-                    _, t, peak = measure(ours)
+                    t, peak = measure(ours)[1:]  # the array is dropped at once
                     row.ours_s.append(t)
                     row.ours_peak = max(row.ours_peak, peak)
                     gc.collect()
