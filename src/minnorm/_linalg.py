@@ -27,25 +27,39 @@ __all__ = ["svd_wide"]
 WIDE = 4  # use the Gram matrix when N ≥ WIDE · M
 
 
-def svd_wide(G: np.ndarray, /) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD of G (M, N): U (M, r), s (r,) descending, Vᵀ (r, N), r = min(M, N).
+def svd_wide(G: np.ndarray, /, *, left: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD of G (M, N), or of ``left @ G`` without forming it.
+
+    Returns U (M, r), s (r,) descending, Vᵀ (r, N), r = min(M, N). With
+    ``left`` (M, K), e.g. a whitener before a weighted gain, the Gram matrix
+    is ``left (G Gᵀ) leftᵀ`` (one symmetric rank-K update, half a GEMM's
+    flops) and V = Gᵀ (leftᵀ U) / s, so the product is never made.
 
     For wide G, ``Vt`` is the transpose of a C-contiguous (N, M) array, so
     ``Vt.T`` (V, the eigen-leads) needs no copy.
     """
-    M, N = G.shape
+    K, N = G.shape
+    M = K if left is None else left.shape[0]
     if N < WIDE * M:
-        return linalg.svd(G, full_matrices=False)
-    keep = np.flatnonzero(np.any(G != 0, axis=1))
-    Gk = G[keep] if len(keep) < M else G
+        return linalg.svd(G if left is None else left @ G, full_matrices=False)
+    rows = G if left is None else left
+    keep = np.flatnonzero(np.any(rows != 0, axis=1))
     k = len(keep)
-    lam, Uk = linalg.eigh(Gk @ Gk.T)
+    if left is None:
+        Gk = G[keep] if k < M else G
+        gram = Gk @ Gk.T
+    else:
+        Wk = left[keep] if k < M else left
+        gram = Wk @ (G @ G.T) @ Wk.T  # G @ G.T: numpy calls syrk for a matrix times its transpose
+    lam, Uk = linalg.eigh(gram)
     Uk = np.ascontiguousarray(Uk[:, ::-1])
     V = np.zeros((N, M))  # columns s_i v_i, then v_i; zero for the discarded rows
+    factor, back = (Gk, Uk) if left is None else (G, Wk.T @ Uk)
     if k == M:
-        np.matmul(Gk.T, Uk, out=V)
+        np.matmul(factor.T, back, out=V)
     else:
-        V[:, :k] = Gk.T @ Uk
+        V[:, :k] = factor.T @ back
     s = np.sqrt(np.einsum("ij,ij->j", V[:, :k], V[:, :k]))
     order = np.argsort(-s, kind="stable")
     if np.any(order != np.arange(k)):  # rarely: eigenvalue order ≠ norm order at rounding level

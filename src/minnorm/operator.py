@@ -288,19 +288,24 @@ def _depth(problem, gain, depth, n_orient, whitener):
 
 
 def _decompose(problem, oriented: _Oriented, whitener: Whitener) -> InverseOperator:
-    """G = W L R**½ scaled to trace(G Gᵀ) = rank, then its SVD."""
-    gain_w = whitener.matrix @ oriented.gain  # (M, n_rows)
-    source_std = np.ones(gain_w.shape[1])
+    """G = W L R**½ scaled to trace(G Gᵀ) = rank, then its SVD.
+
+    The SVD comes from G Gᵀ = W (L R Lᵀ) Wᵀ (see minnorm._linalg), so G
+    itself is never formed; trace(G Gᵀ) = Σ s², so the scaling is applied to
+    the singular values afterwards (U and V do not depend on it).
+    """
+    source_std = np.ones(oriented.gain.shape[1])
     for prior in (oriented.depth_prior, oriented.orient_prior):
         if prior is not None:
             source_std *= prior
     source_std = np.sqrt(source_std)
-    gain_w *= source_std
-    scale = np.sqrt(whitener.n_nonzero / np.linalg.norm(gain_w, "fro") ** 2)
-    gain_w *= scale
+    weighted = oriented.gain * source_std  # L R½ (M, n_rows), a new array
+    logger.info("Computing the SVD of the whitened, weighted gain %s", weighted.shape)
+    U, sing, Vt = svd_wide(weighted, left=whitener.matrix)
+    del weighted
+    scale = np.sqrt(whitener.n_nonzero / np.sum(sing**2))
+    sing = sing * scale
     source_std *= scale
-    logger.info("Computing the SVD of the whitened, weighted gain %s", gain_w.shape)
-    U, sing, Vt = svd_wide(gain_w)  # via G Gᵀ: two GEMMs (see minnorm._linalg)
     n_sources = sum(problem.n_used)
     return InverseOperator(
         ch_names=tuple(problem.ch_names),
