@@ -27,6 +27,7 @@ array (``return_array=True``) is allocated once, in full, on top of that.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import re
 from collections.abc import Iterator
@@ -63,6 +64,7 @@ logger = logging.getLogger("minnorm")
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes (1 GiB) of working memory, beyond kernel and returned array
 LOC_TILE = 512  # locations per tile
 TIME_TILE = 1024  # samples per tile
+ARRAY_BLOCK = 16  # epochs per block when filling a returned array (its components stay small)
 DTYPES = ("float64", "float32")
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
@@ -159,6 +161,26 @@ def check_dtype(dtype) -> np.dtype:
 # --------------------------------------------------------------------------- the maths
 
 
+PLAIN_PAGES_BYTES = 64 * 2**20  # outputs this large get plain (not huge-page-advised) memory
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """An uninitialised array; large ones on plain anonymous pages.
+
+    NumPy advises the kernel to back large arrays with huge pages; where huge
+    pages are scarce (fragmented memory, small VMs) every first touch then
+    stalls in memory compaction, which costs as much as the arithmetic when
+    writing a multi-GiB output once (measured: 5.2 s → 3.3 s for 3.2 GiB).
+    The array is freed with its last reference, as usual.
+    """
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    if count * dtype.itemsize < PLAIN_PAGES_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.empty(shape, dtype)
+    buf = mmap.mmap(-1, count * dtype.itemsize, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+
+
 def make_expander(op: InverseOperator, kernel: Kernel, a: Assembled, *,
                   dtype="float64") -> Expander:
     """Fold noise norms (and, for vectors, the rotation to x, y, z) into the leads."""
@@ -198,7 +220,7 @@ def expand(ex: Expander, Y: np.ndarray, out: np.ndarray | None = None) -> np.nda
     """Source time courses from components Y (n, r, T) → (n, *out_shape, T)."""
     n, _, T = Y.shape
     if out is None:
-        out = np.empty((n, *ex.out_shape, T), dtype=ex.dtype)
+        out = empty((n, *ex.out_shape, T), ex.dtype)
     expand_rows(ex.leads, Y, group=ex.group, out=out.reshape(n, -1, T))
     return out
 
@@ -223,7 +245,7 @@ def expand_rows(leads: np.ndarray, Y: np.ndarray, /, *, group: int, scale=None,
     n, _, T = Y.shape
     n_out = len(leads) // group
     if out is None:
-        out = np.empty((n, n_out, T), dtype=np.result_type(leads, Y))
+        out = empty((n, n_out, T), np.result_type(leads, Y))
     tiles = [(k, min(k + LOC_TILE, n_out)) for k in range(0, n_out, LOC_TILE)]
 
     def work(tile):
@@ -291,7 +313,7 @@ def apply_array(ex: Expander, data: np.ndarray, /, *, max_memory=None,
         raise ValueError(f"data must have the operator's {ex.fields.shape[1]} channels on "
                          f"axis 1, got shape {data.shape}")
     if out is None:
-        out = np.empty((n, *ex.out_shape, T), dtype=ex.dtype)
+        out = empty((n, *ex.out_shape, T), ex.dtype)
     per_block, per_time = plan_blocks(ex, n, T, M=M, stream=False, max_memory=max_memory)
     for e0 in range(0, n, per_block):
         for t0 in range(0, T, per_time):
@@ -400,10 +422,10 @@ def apply_inverse_epochs_array(epochs, inverse_operator, lambda2=1.0 / 9.0, meth
                           method=method, nave=nave, method_params=method_params, label=label,
                           pick_ori=pick_ori, use_cps=use_cps, dtype=dtype,
                           max_memory=max_memory)
-        out = np.empty((_mne.epoch_count(epochs), *s.ex.out_shape, len(epochs.times)),
-                       dtype=s.ex.dtype)
+        out = empty((_mne.epoch_count(epochs), *s.ex.out_shape, len(epochs.times)),
+                    s.ex.dtype)
         n = 0
-        for block in _mne.epoch_blocks(epochs, s.rows, s.per_block):
+        for block in _mne.epoch_blocks(epochs, s.rows, min(s.per_block, ARRAY_BLOCK)):
             block = _checked(block, s.op, epochs.info, nave, n == 0)
             for t0 in range(0, block.shape[-1], s.per_time):
                 t = slice(t0, t0 + s.per_time)
