@@ -124,6 +124,53 @@ def test_fast_path_gives_the_same_predictions(op, labelled_epochs, model):
                                rtol=1e-4, atol=1e-5 * np.abs(m_full.coef_).max())
 
 
+@pytest.fixture(scope="module")
+def labels(op):
+    from minnorm.labels import parcellate
+
+    return parcellate(op.src, 8, seed=0)
+
+
+@pytest.mark.parametrize("pick_ori, mode", [("normal", "mean"), ("normal", "mean_flip"),
+                                            ("normal", "pca_flip"), ("normal", "max"),
+                                            (None, "mean_flip"), ("vector", "mean")])
+def test_label_features_equal_mne_label_time_courses(op, labelled_epochs, labels, pick_ori,
+                                                     mode):
+    epochs, _ = labelled_epochs
+    stcs = mne.minimum_norm.apply_inverse_epochs(epochs, op.to_mne(), 1 / 9, "dSPM",
+                                                 pick_ori=pick_ori, verbose=False)
+    ref = np.array(mne.extract_label_time_course(stcs, labels, op.src, mode=mode,
+                                                 verbose=False))
+    ref = ref.reshape(len(ref), -1, ref.shape[-1])  # vectors: (x, y, z) per label
+    t = SourceTransformer(op, pick_ori=pick_ori, labels=labels, label_mode=mode).fit(epochs)
+    out = t.transform(epochs)
+    assert out.shape == ref.shape and t.n_features_out_ == ref.shape[1]
+    assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 1e-6
+    # bounded memory: a budget of a few epochs' components gives the same
+    small = clone(t).set_params(max_memory="8MB").fit(epochs).transform(epochs)
+    np.testing.assert_allclose(small, out, rtol=1e-10, atol=1e-12 * np.abs(out).max())
+
+
+def test_label_features_fast_path_and_its_limits(op, labelled_epochs, labels):
+    epochs, y = labelled_epochs
+    kw = dict(pick_ori="normal", labels=labels, times=slice(150, 200), average_time=True)
+    F = SourceTransformer(op, **kw).fit_transform(epochs)
+    fast = SourceTransformer(op, fast=True, **kw).fit(epochs)
+    G = fast.transform(epochs)
+    assert G.shape[1] <= len(labels)
+    np.testing.assert_allclose(G @ G.T, F @ F.T, rtol=1e-8, atol=1e-8 * np.abs(F @ F.T).max())
+    np.testing.assert_allclose(fast.source_weights(G.T @ y / len(y)), F.T @ y / len(y),
+                               rtol=1e-8, atol=1e-10 * np.abs(F).max())
+    for bad in (dict(label_mode="pca_flip"), dict(label_mode="max"), dict(pick_ori=None)):
+        with pytest.raises(ValueError, match="fast=True is exact only for linear"):
+            SourceTransformer(op, fast=True, **{**kw, **bad}).fit(epochs)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        SourceTransformer(op, labels=labels, label_mode="median").fit(epochs)
+    # clone and pickle keep the labels
+    again = pickle.loads(pickle.dumps(clone(SourceTransformer(op, **kw)).fit(epochs)))
+    np.testing.assert_array_equal(again.transform(epochs), F)
+
+
 def test_haufe_pattern_recovers_the_generating_direction():
     rng = np.random.default_rng(0)
     a = np.array([1.0, 0.0, 0.0])  # the signal lives in feature 0 …
@@ -152,3 +199,15 @@ def test_decode_demo_reads_out_the_late_source_only(tmp_path, cache_dir, monkeyp
     assert r.pattern_peak_mm < 25  # the pattern peaks at the graded source
     page = r.report.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 2
+
+
+@pytest.mark.parametrize("pick_ori, labels_on", [("normal", False), (None, False),
+                                                 (None, True), ("normal", True)])
+def test_time_average_in_bounded_blocks(op, labelled_epochs, labels, pick_ori, labels_on):
+    """Linear features average the data first; norms average block by block: same numbers."""
+    epochs, _ = labelled_epochs
+    kw = dict(pick_ori=pick_ori, labels=labels if labels_on else None, times=slice(150, 250))
+    full = SourceTransformer(op, **kw).fit_transform(epochs).mean(axis=-1)
+    t = SourceTransformer(op, average_time=True, max_memory="8MB", **kw).fit(epochs)
+    np.testing.assert_allclose(t.transform(epochs), full, rtol=1e-9,
+                               atol=1e-12 * np.abs(full).max())

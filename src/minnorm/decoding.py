@@ -31,8 +31,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _mne
 from .apply import assemble
-from .batch import apply_array, make_expander
+from .batch import apply_array, make_expander, parse_memory
 from .kernel import check_lambda2, check_method, prepare_kernel
+from .labels import apply_plan, as_list, make_plan
 from .operator import InverseOperator
 
 __all__ = ["SourceTransformer", "TimeDecoding", "decode_over_time", "haufe_pattern"]
@@ -48,6 +49,18 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         Regularisation (1/SNR²; single trials are noisy: 1/SNR² with SNR ≈ 1).
     method : "MNE" | "dSPM" | "sLORETA" | "eLORETA"
     pick_ori : None | "normal" | "vector"
+    labels : None | mne.Label | list of mne.Label
+        Label time courses instead of sources: one feature per label (three,
+        x, y, z, per label with ``pick_ori="vector"``), in the order given,
+        computed from the kernel's rows for the labels without any full
+        source estimate (as :func:`minnorm.extract_label_time_course`; equal
+        to ``mne.extract_label_time_course`` on the estimates). Needs a
+        surface source space.
+    label_mode : "auto" | "mean" | "mean_flip" | "pca_flip" | "max"
+        How a label's sources are combined; "auto": "mean_flip" ("mean" with
+        ``pick_ori="vector"``). mean and mean_flip of a linear read-out are
+        linear (one kernel row per label) and allow ``fast=True``; pca_flip
+        and max are not.
     times : None | slice | array-like of int
         Samples to keep (None: all).
     average_time : bool
@@ -75,17 +88,21 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
     ch_names_ : tuple of str
         Channels expected on axis 1 of array input, in this order.
     n_features_out_ : int
+        Source features (sources, sources × 3 for vectors, or labels [× 3]);
+        with ``fast=True`` the r ≤ n_channels reduced features.
     source_map_ : ndarray of shape (n_source_features, r) or None
         With ``fast=True``, P: source weights = ``source_map_ @ weights``.
     """
 
     def __init__(self, inverse_operator=None, *, lambda2=1.0 / 9.0, method="dSPM",
-                 pick_ori=None, times=None, average_time=False, fast=False, ch_names=None,
-                 nave=1, dtype="float64", max_memory=None):
+                 pick_ori=None, labels=None, label_mode="auto", times=None, average_time=False,
+                 fast=False, ch_names=None, nave=1, dtype="float64", max_memory=None):
         self.inverse_operator = inverse_operator
         self.lambda2 = lambda2
         self.method = method
         self.pick_ori = pick_ori
+        self.labels = labels
+        self.label_mode = label_mode
         self.times = times
         self.average_time = average_time
         self.fast = fast
@@ -107,6 +124,13 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
                                 nave=self.nave)
         a = assemble(self.op_, kernel, pick_ori=self.pick_ori)
         self.expander_ = make_expander(self.op_, kernel, a, dtype=self.dtype)
+        self.label_plan_ = None
+        if self.labels is not None:
+            self.label_plan_ = make_plan(self.op_, as_list(self.labels), mode=self.label_mode,
+                                         lambda2=self.lambda2, method=self.method,
+                                         nave=self.nave, method_params=None,
+                                         pick_ori=self.pick_ori, use_cps=True,
+                                         allow_empty=False)
         self.ch_names_ = self.op_.ch_names if self.ch_names is None else list(self.ch_names)
         missing = sorted(set(self.op_.ch_names) - set(self.ch_names_))
         if missing:
@@ -116,23 +140,40 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
             if self.ch_names is not None else slice(None)
         self.source_map_ = None
         if self.fast:
-            if self.expander_.group != 1:
-                raise ValueError(
-                    "fast=True is exact only for linear source features: use "
-                    'pick_ori="normal" or "vector", or a fixed-orientation operator')
             self._fit_fast()
-        self.n_features_out_ = (self.expander_.n_out if not self.fast
-                                else self.source_map_.shape[1])
+        self.n_features_out_ = (self.source_map_.shape[1] if self.fast
+                                else self._n_label_features() if self.labels is not None
+                                else self.expander_.n_out)
         self._data(X)  # checks shape and channels
         return self
+
+    def _n_label_features(self) -> int:
+        plan = self.label_plan_
+        return len(plan.labels) * int(np.prod(plan.per_label, dtype=int))
 
     def _fit_fast(self):
         """K = leads @ fields = P Σ Qᵀ, from a QR of the leads and a small SVD.
 
-        (Not from the eigenvalues of KᵀK: with MEG and EEG together the
-        singular values of K span many decades, which squaring would lose.)
+        Sources: K is the expander's (leads, fields); labels with a linear
+        mode: K is the (n_labels × M) label kernel itself. (Not from the
+        eigenvalues of KᵀK: with MEG and EEG together the singular values of
+        K span many decades, which squaring would lose.)
         """
-        leads, fields = self.expander_.leads.astype(float), self.expander_.fields
+        plan = self.label_plan_
+        if plan is not None:
+            if plan.weights is None:
+                raise ValueError(
+                    f"fast=True is exact only for linear features, and label_mode="
+                    f"{plan.mode!r} with pick_ori={self.pick_ori!r} is not linear: use "
+                    "label_mode 'mean' or 'mean_flip' with pick_ori 'normal' or 'vector', "
+                    "or fast=False")
+            leads, fields = plan.weights, np.eye(plan.weights.shape[1])
+        elif self.expander_.group != 1:
+            raise ValueError(
+                "fast=True is exact only for linear source features: use "
+                'pick_ori="normal" or "vector", or a fixed-orientation operator')
+        else:
+            leads, fields = self.expander_.leads.astype(float), self.expander_.fields
         Q_leads, R = np.linalg.qr(leads)  # (n_rows, r), (r, r)
         U, sigma, Qt = np.linalg.svd(R @ fields, full_matrices=False)
         keep = sigma > sigma[0] * 1e-15 * len(sigma)
@@ -156,20 +197,49 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         return X[:, self._rows]
 
     def transform(self, X):
-        """Source features: (n_epochs, n_features[, n_times])."""
+        """Source features: (n_epochs, n_features[, n_times]).
+
+        With ``average_time``, linear features (see ``fast``) are computed
+        from the time-averaged sensor data (the same numbers, n_times fewer
+        products); others are computed and averaged in blocks of epochs whose
+        full time courses fit ``max_memory``, so the (n_epochs, n_features,
+        n_times) array never exists.
+        """
         check_is_fitted(self, "expander_")
         squeeze = _mne.data_kind(X) is None and np.ndim(X) == 2
         data = self._data(X)
         if self.times is not None:
             data = data[:, :, self.times]
-        if self.fast:
-            out = np.matmul(self._reduce, data)
-        else:
-            out = apply_array(self.expander_, data, max_memory=self.max_memory)
-            out = out.reshape(len(out), -1, out.shape[-1])  # vectors: (x, y, z) per source
+        if self.average_time and self._linear():
+            return self._features(data.mean(axis=-1, keepdims=True))[..., 0]
         if self.average_time:
-            return out.mean(axis=-1)
+            per_epoch = self.n_features_out_ * data.shape[-1] * self.expander_.dtype.itemsize
+            step = max(1, parse_memory(self.max_memory) // max(per_epoch, 1))
+            blocks = [self._features(data[e:e + step]).mean(axis=-1)
+                      for e in range(0, len(data), step)]
+            return np.concatenate(blocks) if blocks else \
+                np.zeros((0, self.n_features_out_), self.expander_.dtype)
+        out = self._features(data)
         return out[..., 0] if squeeze else out
+
+    def _linear(self) -> bool:
+        """Whether the features are linear in the data (averaging commutes with them)."""
+        if self.fast:
+            return True
+        if self.label_plan_ is not None:
+            return self.label_plan_.weights is not None
+        return self.expander_.group == 1
+
+    def _features(self, data):
+        """(n, M, T) sensor data → (n, n_features, T)."""
+        if self.fast:
+            return np.matmul(self._reduce, data)
+        if self.label_plan_ is not None:
+            out = apply_plan(self.label_plan_, data, max_memory=self.max_memory)
+            out = out.reshape(len(out), -1, out.shape[-1])  # vectors: (x, y, z) per label
+            return out.astype(self.expander_.dtype, copy=False)
+        out = apply_array(self.expander_, data, max_memory=self.max_memory)
+        return out.reshape(len(out), -1, out.shape[-1])  # vectors: (x, y, z) per source
 
     def source_weights(self, weights):
         """Source-space weights of a linear model fitted on ``fast`` features: P w."""

@@ -120,7 +120,7 @@ def extract_label_time_course(inst, inverse_operator, labels, lambda2=1.0 / 9.0,
         op = inverse_operator if isinstance(inverse_operator, InverseOperator) else \
             InverseOperator.from_mne(inverse_operator)
         _mne.check_channels(op, inst.info)
-        plan = _make_plan(op, _as_list(labels), mode=mode, lambda2=lambda2, method=method,
+        plan = make_plan(op, as_list(labels), mode=mode, lambda2=lambda2, method=method,
                           nave=nave, method_params=method_params, pick_ori=pick_ori,
                           use_cps=use_cps, allow_empty=allow_empty)
         rows = _mne.pick_rows(inst.ch_names, op)
@@ -133,7 +133,7 @@ def extract_label_time_course(inst, inverse_operator, labels, lambda2=1.0 / 9.0,
         return _raw(plan, op, inst, rows, nave, start, stop, max_memory)
 
 
-def _as_list(labels) -> list:
+def as_list(labels) -> list:
     labels = [labels] if _mne.is_label(labels) else list(labels)
     if not labels:
         raise ValueError("labels is empty: give at least one mne.Label")
@@ -150,7 +150,7 @@ def _check_mode(mode, vector: bool) -> str:
     return mode
 
 
-def _make_plan(op, labels, *, mode, lambda2, method, nave, method_params, pick_ori, use_cps,
+def make_plan(op, labels, *, mode, lambda2, method, nave, method_params, pick_ori, use_cps,
                allow_empty) -> _Plan:
     if op.src.kind != "surface":
         raise ValueError(f"label time courses need a surface source space, got a "
@@ -286,6 +286,17 @@ def _pca_flip(B: np.ndarray, flip: np.ndarray, n: int) -> np.ndarray:
         u = (B @ v) / s1
     scale = np.linalg.norm(B) / np.sqrt(n)
     return np.sign(u @ flip) * scale * v
+
+
+def apply_plan(plan: _Plan, data: np.ndarray, *, max_memory=None) -> np.ndarray:
+    """Label time courses of a sensor array (n, M, T), in blocks of epochs within max_memory."""
+    n, M, T = data.shape
+    if plan.weights is not None or n == 0:  # one (n_labels × M) product: nothing to bound
+        return _apply(plan, data)
+    per_block, _ = batch.plan_blocks(plan.ex, n, T, M=M, stream=True, max_memory=max_memory)
+    per_block = max(per_block, 1)  # labels: one epoch's components always fit
+    return np.concatenate([_apply(plan, data[e:e + per_block])
+                           for e in range(0, n, per_block)])
 
 
 def _epochs(plan, op, epochs, rows, nave, max_memory):
