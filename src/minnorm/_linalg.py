@@ -19,10 +19,14 @@ vectors in U and zero columns in V.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import linalg
+from threadpoolctl import threadpool_info, threadpool_limits
 
-__all__ = ["svd_wide"]
+__all__ = ["svd_wide", "n_workers", "run_parallel", "chunks"]
 
 WIDE = 4  # use the Gram matrix when N ≥ WIDE · M
 
@@ -48,18 +52,16 @@ def svd_wide(G: np.ndarray, /, *, left: np.ndarray | None = None
     k = len(keep)
     if left is None:
         Gk = G[keep] if k < M else G
-        gram = Gk @ Gk.T
     else:
-        Wk = left[keep] if k < M else left
-        gram = Wk @ (G @ G.T) @ Wk.T  # G @ G.T: numpy calls syrk for a matrix times its transpose
+        Gk = (left[keep] if k < M else left) @ G
+    gram = Gk @ Gk.T  # numpy calls syrk for a matrix times its own transpose: half the flops
     lam, Uk = linalg.eigh(gram)
     Uk = np.ascontiguousarray(Uk[:, ::-1])
     V = np.zeros((N, M))  # columns s_i v_i, then v_i; zero for the discarded rows
-    factor, back = (Gk, Uk) if left is None else (G, Wk.T @ Uk)
     if k == M:
-        np.matmul(factor.T, back, out=V)
+        np.matmul(Gk.T, Uk, out=V)
     else:
-        V[:, :k] = factor.T @ back
+        V[:, :k] = Gk.T @ Uk
     s = np.sqrt(np.einsum("ij,ij->j", V[:, :k], V[:, :k]))
     order = np.argsort(-s, kind="stable")
     if np.any(order != np.arange(k)):  # rarely: eigenvalue order ≠ norm order at rounding level
@@ -71,3 +73,30 @@ def svd_wide(G: np.ndarray, /, *, left: np.ndarray | None = None
     null = np.setdiff1d(np.arange(M), keep)
     U[null, k + np.arange(len(null))] = 1.0
     return U, np.concatenate([s, np.zeros(M - k)]), V.T
+
+
+def n_workers() -> int:
+    """Threads for parallel numpy work: the BLAS's thread count (all cores by default)."""
+    counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    return max(1, max(counts) if counts else (os.cpu_count() or 1))
+
+
+def run_parallel(work, items) -> None:
+    """``work(item)`` for every item, on :func:`n_workers` threads with one BLAS thread each.
+
+    numpy releases the GIL in its loops and BLAS calls, so independent
+    blocks of a large array operation run on every core.
+    """
+    items = list(items)
+    workers = min(n_workers(), len(items))
+    if workers <= 1:
+        for item in items:
+            work(item)
+        return
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        list(pool.map(work, items))
+
+
+def chunks(n: int, size: int) -> list:
+    """[(start, stop), …] covering range(n) in pieces of ``size``."""
+    return [(k, min(k + size, n)) for k in range(0, n, size)]

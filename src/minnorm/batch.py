@@ -31,14 +31,13 @@ import mmap
 import os
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
 
 from . import _log, _mne
+from ._linalg import n_workers, run_parallel
 from .apply import Assembled, assemble
 from .kernel import Kernel, prepare_kernel
 from .operator import InverseOperator
@@ -169,9 +168,10 @@ def empty(shape, dtype) -> np.ndarray:
 
     NumPy advises the kernel to back large arrays with huge pages; where huge
     pages are scarce (fragmented memory, small VMs) every first touch then
-    stalls in memory compaction, which costs as much as the arithmetic when
-    writing a multi-GiB output once (measured: 5.2 s → 3.3 s for 3.2 GiB).
-    The array is freed with its last reference, as usual.
+    stalls in memory compaction. Measured on this 2-core VM, filling a fresh
+    3.9 GiB array: 3.5–8.4 s from np.empty, 1.3–1.5 s on plain pages (about
+    as fast as MAP_POPULATE, and the faults are taken by the worker threads
+    in parallel). The array is freed with its last reference, as usual.
     """
     dtype = np.dtype(dtype)
     count = int(np.prod(shape))
@@ -256,7 +256,7 @@ def expand_rows(leads: np.ndarray, Y: np.ndarray, /, *, group: int, scale=None,
                 _tile(lead, Y[e, :, t0:t0 + TIME_TILE],
                       out[e, tile[0]:tile[1], t0:t0 + TIME_TILE], group, sc)
 
-    _run_parallel(work, tiles)
+    run_parallel(work, tiles)
     return out
 
 
@@ -273,22 +273,6 @@ def _tile(lead: np.ndarray, Y: np.ndarray, out: np.ndarray, group: int, scale) -
         np.sqrt(out, out=out)
     if scale is not None:
         out *= scale
-
-
-def n_workers() -> int:
-    """Threads for the tiles: the BLAS's thread count (all cores by default)."""
-    counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    return max(1, max(counts) if counts else (os.cpu_count() or 1))
-
-
-def _run_parallel(work, items) -> None:
-    workers = min(n_workers(), len(items))
-    if workers <= 1:
-        for item in items:
-            work(item)
-        return
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        list(pool.map(work, items))
 
 
 def apply_array(ex: Expander, data: np.ndarray, /, *, max_memory=None,

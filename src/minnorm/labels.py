@@ -25,14 +25,13 @@ estimates. Here the estimates stay low rank, x_k = ℓ_kᵀ Y with Y = fields @ 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
-from threadpoolctl import threadpool_limits
 
 from . import _log, _mne, batch
+from ._linalg import run_parallel
 from .apply import assemble
 from .kernel import prepare_kernel
 from .operator import InverseOperator
@@ -241,14 +240,7 @@ def _apply(plan: _Plan, data: np.ndarray) -> np.ndarray:
             for e in range(n):
                 out[e, i] = _reduce(plan, lab, Y[e])
 
-    items = range(len(plan.labels))
-    workers = min(batch.n_workers(), len(plan.labels))
-    if workers <= 1:
-        for i in items:
-            work(i)
-    else:
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-            list(pool.map(work, items))
+    run_parallel(work, range(len(plan.labels)))
     return out
 
 
