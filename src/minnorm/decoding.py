@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -186,7 +187,13 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
             _mne.check_channels(self.op_, X.info)
             rows = _mne.pick_rows(X.ch_names, self.op_)
             return np.concatenate(list(_mne.epoch_blocks(X, rows, 256)))
-        X = np.asarray(X, dtype=float)
+        if sparse.issparse(X):
+            raise TypeError("SourceTransformer does not support sparse input: pass a dense "
+                            "array (n_epochs, n_channels[, n_times]) or mne.Epochs")
+        X = np.asarray(X)
+        if np.iscomplexobj(X):
+            raise ValueError("Complex data not supported: pass real sensor data")
+        X = X.astype(float, copy=False)
         if X.ndim == 2:
             X = X[:, :, np.newaxis]
         if X.ndim != 3 or X.shape[1] != len(self.ch_names_):
@@ -194,6 +201,9 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
                 f"X must be mne.Epochs or an array (n_epochs, {len(self.ch_names_)} channels"
                 f"[, n_times]) with the channels of ch_names (default: the inverse operator's), "
                 f"got shape {X.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinity: remove or interpolate the bad "
+                             "samples before source imaging")
         return X[:, self._rows]
 
     def transform(self, X):
