@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
+from sklearn.cluster import KMeans
 
 from . import _log, _mne, batch
 from ._linalg import run_parallel
@@ -339,35 +340,15 @@ def parcellate(src, n_labels: int = 68, *, seed: int = 0) -> list:
     if n_labels < 2 or n_labels % 2:
         raise ValueError(f"n_labels must be an even number >= 2, got {n_labels}")
     labels = []
-    rng = np.random.default_rng(seed)
-    for hemi, (vertno, pos) in zip(("lh", "rh"), _mne.surface_vertices_positions(src)):
+    for h, (hemi, (vertno, pos)) in enumerate(zip(("lh", "rh"),
+                                                  _mne.surface_vertices_positions(src))):
         k = n_labels // 2
         if len(vertno) < k:
             raise ValueError(f"{len(vertno)} sources in {hemi} cannot make {k} labels")
-        assign = _kmeans(pos, k, rng)
+        assign = KMeans(k, n_init=4, random_state=seed + h).fit_predict(pos)
         for j in range(k):
             members = np.flatnonzero(assign == j)
             labels.append(_mne.make_label(vertno[members], pos[members], hemi=hemi,
                                           name=f"parcel-{j:02d}-{hemi}",
                                           subject=_mne.subject_of(src)))
     return labels
-
-
-def _kmeans(pos: np.ndarray, k: int, rng, n_iter: int = 50) -> np.ndarray:
-    """Lloyd's k-means with k-means++ seeding; every cluster non-empty. → (n,) cluster index."""
-    centres = [pos[rng.integers(len(pos))]]
-    for _ in range(k - 1):
-        d2 = np.min(((pos[:, np.newaxis] - np.array(centres)[np.newaxis]) ** 2).sum(-1), axis=1)
-        centres.append(pos[rng.choice(len(pos), p=d2 / d2.sum())])
-    centres = np.array(centres)
-    for _ in range(n_iter):
-        assign = np.argmin(((pos[:, np.newaxis] - centres[np.newaxis]) ** 2).sum(-1), axis=1)
-        counts = np.bincount(assign, minlength=k)
-        for j in np.flatnonzero(counts == 0):  # re-seed an empty cluster at the farthest point
-            far = np.argmax(((pos - centres[assign]) ** 2).sum(-1))
-            assign[far] = j
-        new = np.array([pos[assign == j].mean(axis=0) for j in range(k)])
-        if np.allclose(new, centres):
-            break
-        centres = new
-    return assign
