@@ -31,6 +31,7 @@ matrix-multiply peak reached (a plain GEMM of the same shapes, timed here).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -65,9 +66,18 @@ def _status(key: str) -> int:
     return 0
 
 
+def _trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc), so that the next call's peak is its own."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def measure(fn):
     """(result, seconds, peak bytes added over the resident set before the call)."""
     gc.collect()
+    _trim_heap()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset the high-water mark VmHWM

@@ -145,7 +145,10 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         self.n_features_out_ = (self.source_map_.shape[1] if self.fast
                                 else self._n_label_features() if self.labels is not None
                                 else self.expander_.n_out)
-        self._data(X)  # checks shape and channels
+        if _mne.data_kind(X) == "epochs":  # checks shape and channels, copies nothing
+            _mne.check_channels(self.op_, X.info)
+        else:
+            self._array(X)
         return self
 
     def _n_label_features(self) -> int:
@@ -182,11 +185,23 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         self.source_map_ = Q_leads @ U[:, keep]  # P, orthonormal columns
 
     def _data(self, X):
-        """(n_epochs, M, n_times) float array in the operator's channel order."""
+        """(n_epochs, M, n_kept_times) float array in the operator's channel order.
+
+        The kept samples are selected before the channels, so the one copy
+        made is of the kept samples only.
+        """
         if _mne.data_kind(X) == "epochs":
             _mne.check_channels(self.op_, X.info)
             rows = _mne.pick_rows(X.ch_names, self.op_)
-            return np.concatenate(list(_mne.epoch_blocks(X, rows, 256)))
+            data = np.concatenate(list(_mne.epoch_blocks(X, rows, 256)))
+            return data if self.times is None else data[:, :, self.times]
+        X = self._array(X)
+        if self.times is not None:
+            X = X[:, :, self.times]
+        return X if isinstance(self._rows, slice) else X[:, self._rows]
+
+    def _array(self, X):
+        """X as a checked (n_epochs, n_channels, n_times) float array (no copy if it is one)."""
         if sparse.issparse(X):
             raise TypeError("SourceTransformer does not support sparse input: pass a dense "
                             "array (n_epochs, n_channels[, n_times]) or mne.Epochs")
@@ -204,7 +219,7 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         if not np.isfinite(X).all():
             raise ValueError("X contains NaN or infinity: remove or interpolate the bad "
                              "samples before source imaging")
-        return X[:, self._rows]
+        return X
 
     def transform(self, X):
         """Source features: (n_epochs, n_features[, n_times]).
@@ -218,8 +233,6 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "expander_")
         squeeze = _mne.data_kind(X) is None and np.ndim(X) == 2
         data = self._data(X)
-        if self.times is not None:
-            data = data[:, :, self.times]
         if self.average_time and self._linear():
             return self._features(data.mean(axis=-1, keepdims=True))[..., 0]
         if self.average_time:
