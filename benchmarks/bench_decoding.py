@@ -41,23 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vs_mne import GiB, machine, measure  # noqa: E402
 
 import minnorm  # noqa: E402
-from minnorm.decode_demo import WINDOW, experience_sources, LEVELS  # noqa: E402
+from minnorm.decode_demo import WINDOW, simulate_levels  # noqa: E402
 from minnorm.decoding import SourceTransformer  # noqa: E402
-from minnorm.simulate import simulate_epochs  # noqa: E402
 from minnorm.template import load_template  # noqa: E402
 
 LAMBDA2 = 1.0  # single trials: SNR ≈ 1
-
-
-def simulate(head, n_epochs, seed=0):
-    rng = np.random.default_rng(seed)
-    levels = rng.permutation(np.arange(n_epochs) % len(LEVELS))
-    scale = np.ones((n_epochs, 3))
-    scale[:, 2] = np.asarray(LEVELS)[levels]
-    sim = simulate_epochs(head, n_epochs=n_epochs, sources=experience_sources(),
-                          amplitude_scale=scale, amplitude_jitter=0.2, conditions=levels + 1,
-                          seed=seed, sfreq=500.0, snr=8.0)
-    return sim, levels
 
 
 def model():
@@ -74,7 +62,7 @@ def main(argv=None):
     spacing, n_epochs = ("ico3", 60) if args.quick else ("ico5", args.epochs)
     print(machine(), flush=True)
     head = load_template(spacing=spacing, progress=False)
-    sim, y = simulate(head, n_epochs)
+    sim, y = simulate_levels(head, n_epochs, seed=0, sfreq=500.0)
     epochs = sim.epochs
     op = minnorm.make_inverse_operator(epochs.info, head.forward, sim.noise_cov, loose=0.2,
                                        depth=0.8)

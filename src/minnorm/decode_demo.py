@@ -29,7 +29,7 @@ from .report import figure_block, html_page, table_block, write_atomic
 from .simulate import Source, simulate_epochs
 from .template import load_template, one_blas_thread
 
-__all__ = ["DecodeResult", "run_decode_demo", "experience_sources"]
+__all__ = ["DecodeResult", "run_decode_demo", "experience_sources", "simulate_levels"]
 
 LEVELS = (0.2, 1.0, 1.8)  # strength of the late source for levels 0, 1, 2
 WINDOW = (0.25, 0.35)  # s, where the levels differ
@@ -70,14 +70,15 @@ class DecodeResult:
     seconds: float
 
 
-def _simulate(head, n_epochs, seed):
+def simulate_levels(head, n_epochs: int, *, seed: int = 0, sfreq: float = 100.0):
+    """Single trials with balanced, shuffled levels 0, 1, 2 → (SimulatedEpochs, levels)."""
     rng = np.random.default_rng(seed)
     levels = rng.permutation(np.arange(n_epochs) % len(LEVELS))
     scale = np.ones((n_epochs, 3))
     scale[:, 2] = np.asarray(LEVELS)[levels]
     sim = simulate_epochs(head, n_epochs=n_epochs, sources=experience_sources(),
                           amplitude_scale=scale, amplitude_jitter=0.2, conditions=levels + 1,
-                          seed=seed, sfreq=100.0, snr=8.0)
+                          seed=seed, sfreq=sfreq, snr=8.0)
     return sim, levels
 
 
@@ -110,7 +111,7 @@ def run_decode_demo(*, out="minnorm-decode-demo", n_epochs: int = 180, seed: int
     if (out / "decode.html").exists() and not overwrite:
         raise FileExistsError(f"{out}/decode.html exists: pass --overwrite or another --out")
     head = load_template(spacing=spacing, progress=progress)
-    sim, y = _simulate(head, n_epochs, seed)
+    sim, y = simulate_levels(head, n_epochs, seed=seed)
     epochs, times = sim.epochs, sim.epochs.times
     inv = make_inverse_operator(epochs.info, sim.forward, sim.noise_cov)
     X_sens = epochs.get_data()
