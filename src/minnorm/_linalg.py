@@ -2,10 +2,10 @@
 
 For G of shape (M, N) with M ≪ N (306 channels × 61 452 source components)::
 
-    G Gᵀ = U Λ Uᵀ                   # (M, M): one GEMM and a small eigh
+    G Gᵀ = U Λ Uᵀ                   # (M, M): a symmetric rank-N update (syrk) and a small eigh
     W = Gᵀ U,  s = ‖W_i‖,  V = W / s   # G = U S Vᵀ
 
-costs two GEMMs (4·M²·N flops, at the machine's matrix-multiply speed)
+costs a syrk and a GEMM (3·M²·N flops, at the machine's matrix-multiply speed)
 instead of LAPACK's bidiagonalisation of the long rows, which is bound by
 memory bandwidth and 10–50× slower here. Taking s as the norm of Gᵀu
 rather than √λ keeps the small singular values accurate; the kernels built
@@ -31,29 +31,18 @@ __all__ = ["svd_wide", "n_workers", "run_parallel", "chunks"]
 WIDE = 4  # use the Gram matrix when N ≥ WIDE · M
 
 
-def svd_wide(G: np.ndarray, /, *, left: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD of G (M, N), or of ``left @ G`` without forming it.
-
-    Returns U (M, r), s (r,) descending, Vᵀ (r, N), r = min(M, N). With
-    ``left`` (M, K), e.g. a whitener before a weighted gain, the Gram matrix
-    is ``left (G Gᵀ) leftᵀ`` (one symmetric rank-K update, half a GEMM's
-    flops) and V = Gᵀ (leftᵀ U) / s, so the product is never made.
+def svd_wide(G: np.ndarray, /) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD of G (M, N): U (M, r), s (r,) descending, Vᵀ (r, N), r = min(M, N).
 
     For wide G, ``Vt`` is the transpose of a C-contiguous (N, M) array, so
     ``Vt.T`` (V, the eigen-leads) needs no copy.
     """
-    K, N = G.shape
-    M = K if left is None else left.shape[0]
+    M, N = G.shape
     if N < WIDE * M:
-        return linalg.svd(G if left is None else left @ G, full_matrices=False)
-    rows = G if left is None else left
-    keep = np.flatnonzero(np.any(rows != 0, axis=1))
+        return linalg.svd(G, full_matrices=False)
+    keep = np.flatnonzero(np.any(G != 0, axis=1))
     k = len(keep)
-    if left is None:
-        Gk = G[keep] if k < M else G
-    else:
-        Gk = (left[keep] if k < M else left) @ G
+    Gk = G[keep] if k < M else G
     gram = Gk @ Gk.T  # numpy calls syrk for a matrix times its own transpose: half the flops
     lam, Uk = linalg.eigh(gram)
     Uk = np.ascontiguousarray(Uk[:, ::-1])

@@ -290,19 +290,19 @@ def _depth(problem, gain, depth, n_orient, whitener):
 def _decompose(problem, oriented: _Oriented, whitener: Whitener) -> InverseOperator:
     """G = W L R**½ scaled to trace(G Gᵀ) = rank, then its SVD.
 
-    The SVD comes from G Gᵀ = W (L R Lᵀ) Wᵀ (see minnorm._linalg), so G
-    itself is never formed; trace(G Gᵀ) = Σ s², so the scaling is applied to
-    the singular values afterwards (U and V do not depend on it).
+    trace(G Gᵀ) = Σ s², so the scaling is applied to the singular values
+    afterwards (U and V do not depend on it): one gain-sized array is made.
     """
     source_std = np.ones(oriented.gain.shape[1])
     for prior in (oriented.depth_prior, oriented.orient_prior):
         if prior is not None:
             source_std *= prior
     source_std = np.sqrt(source_std)
-    weighted = oriented.gain * source_std  # L R½ (M, n_rows), a new array
-    logger.info("Computing the SVD of the whitened, weighted gain %s", weighted.shape)
-    U, sing, Vt = svd_wide(weighted, left=whitener.matrix)
-    del weighted
+    gain_w = whitener.matrix @ oriented.gain  # (M, n_rows)
+    gain_w *= source_std  # W (L R½) = (W L) R½
+    logger.info("Computing the SVD of the whitened, weighted gain %s", gain_w.shape)
+    U, sing, Vt = svd_wide(gain_w)  # via G Gᵀ (see minnorm._linalg)
+    del gain_w
     scale = np.sqrt(whitener.n_nonzero / np.sum(sing**2))
     sing = sing * scale
     source_std *= scale
