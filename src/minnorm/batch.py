@@ -186,11 +186,11 @@ def make_expander(op: InverseOperator, kernel: Kernel, a: Assembled, *,
     """Fold noise norms (and, for vectors, the rotation to x, y, z) into the leads."""
     dtype = check_dtype(dtype)
     used = np.flatnonzero(kernel.reginv != 0)  # components with Γ = 0 contribute nothing
-    leads, fields = a.leads[:, used], a.fields[used]
+    leads, fields = a.leads[:, used], a.fields[used]  # copies: the kernel's cache is untouched
     n_loc = sum(len(v) for v in a.vertices)
     per_loc = len(leads) // n_loc
-    if a.noise_norm is not None:
-        leads = leads * np.repeat(a.noise_norm, per_loc)[:, np.newaxis]
+    if a.noise_norm is not None:  # in place: one leads-sized array at a time
+        leads *= np.repeat(a.noise_norm, per_loc)[:, np.newaxis]
     if a.vector:
         leads = _to_xyz(leads, a.source_nn, n_loc)
         out_shape = (n_loc, 3)
