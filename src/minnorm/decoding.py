@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _mne
 from .apply import assemble
-from .batch import apply_array, make_expander, parse_memory
+from .batch import apply_array, check_dtype, make_expander, parse_memory
 from .kernel import check_lambda2, check_method, prepare_kernel
 from .labels import apply_plan, as_list, make_plan
 from .operator import InverseOperator
@@ -121,17 +121,20 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         self.op_ = op if isinstance(op, InverseOperator) else InverseOperator.from_mne(op)
         check_lambda2(self.lambda2)
         check_method(self.method)
-        kernel = prepare_kernel(self.op_, lambda2=self.lambda2, method=self.method,
-                                nave=self.nave)
-        a = assemble(self.op_, kernel, pick_ori=self.pick_ori)
-        self.expander_ = make_expander(self.op_, kernel, a, dtype=self.dtype)
+        self.dtype_ = check_dtype(self.dtype)
         self.label_plan_ = None
-        if self.labels is not None:
+        if self.labels is None:
+            kernel = prepare_kernel(self.op_, lambda2=self.lambda2, method=self.method,
+                                    nave=self.nave)
+            a = assemble(self.op_, kernel, pick_ori=self.pick_ori)
+            self.expander_ = make_expander(self.op_, kernel, a, dtype=self.dtype_)
+        else:  # the plan holds its own (float64) expander: label reductions run in float64
             self.label_plan_ = make_plan(self.op_, as_list(self.labels), mode=self.label_mode,
                                          lambda2=self.lambda2, method=self.method,
                                          nave=self.nave, method_params=None,
                                          pick_ori=self.pick_ori, use_cps=True,
                                          allow_empty=False)
+            self.expander_ = self.label_plan_.ex
         self.ch_names_ = self.op_.ch_names if self.ch_names is None else list(self.ch_names)
         missing = sorted(set(self.op_.ch_names) - set(self.ch_names_))
         if missing:
@@ -236,12 +239,12 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         if self.average_time and self._linear():
             return self._features(data.mean(axis=-1, keepdims=True))[..., 0]
         if self.average_time:
-            per_epoch = self.n_features_out_ * data.shape[-1] * self.expander_.dtype.itemsize
+            per_epoch = self.n_features_out_ * data.shape[-1] * self.dtype_.itemsize
             step = max(1, parse_memory(self.max_memory) // max(per_epoch, 1))
             blocks = [self._features(data[e:e + step]).mean(axis=-1)
                       for e in range(0, len(data), step)]
             return np.concatenate(blocks) if blocks else \
-                np.zeros((0, self.n_features_out_), self.expander_.dtype)
+                np.zeros((0, self.n_features_out_), self.dtype_)
         out = self._features(data)
         return out[..., 0] if squeeze else out
 
@@ -260,7 +263,7 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         if self.label_plan_ is not None:
             out = apply_plan(self.label_plan_, data, max_memory=self.max_memory)
             out = out.reshape(len(out), -1, out.shape[-1])  # vectors: (x, y, z) per label
-            return out.astype(self.expander_.dtype, copy=False)
+            return out.astype(self.dtype_, copy=False)
         out = apply_array(self.expander_, data, max_memory=self.max_memory)
         return out.reshape(len(out), -1, out.shape[-1])  # vectors: (x, y, z) per source
 
