@@ -146,7 +146,17 @@ def test_epochs_file_reads_back_equal(ops, epochs_meeg, tmp_path):
         for v_file, s in zip(f.vertices, op.src):
             np.testing.assert_array_equal(v_file, s["vertno"])
         np.testing.assert_allclose(f.times, epochs_meeg.times, atol=1e-12)
-        assert f.attrs["method"] == "dSPM" and f.kind == "surface"
+        assert f.attrs["method"] == "dSPM" and f.kind == "surface" and not f.vector
+        np.testing.assert_array_equal(f.events, epochs_meeg.events)
+    # one format: the command line's reader reads it too, into MNE estimates
+    from minnorm.io import read_estimates_array
+
+    array = read_estimates_array(fname)
+    np.testing.assert_array_equal(array.data, whole)
+    np.testing.assert_array_equal(array.events, epochs_meeg.events)
+    stc = array.to_mne()[3]
+    np.testing.assert_array_equal(stc.data, whole[3])
+    np.testing.assert_allclose(stc.times, epochs_meeg.times, atol=1e-12)
     with pytest.raises(FileExistsError, match="overwrite=True"):
         minnorm.write_inverse_epochs(fname, epochs_meeg, op, LAMBDA2, "dSPM")
 
@@ -169,6 +179,11 @@ def test_raw_stream_and_file_equal_mne(evoked_meeg, fwd_surf_meeg, noise_cov, ra
     with minnorm.read_source_array(fname) as f:
         np.testing.assert_array_equal(f.data[()], data)
         assert f.tmin == pytest.approx(ref.tmin)
+        assert f.events is None and not f.vector
+    from minnorm.io import read_estimates_array
+
+    with pytest.raises(ValueError, match="holds continuous data, not epochs"):
+        read_estimates_array(fname)
 
 
 def test_memory_budget_is_respected(ops, epochs_meeg):

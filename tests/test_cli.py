@@ -94,6 +94,9 @@ def test_epochs_one_file_per_epoch_and_one_array(files, tmp_path, capsys):
     assert array.data.shape == (12, *expected[0].data.shape)
     assert array.method == "dSPM" and array.lambda2 == 1.0
     np.testing.assert_array_equal(array.events, epochs.events)
+    with minnorm.read_source_array(tmp_path / "arr-epochs.h5") as f:  # the same file, lazily
+        np.testing.assert_array_equal(f.data[5], array.data[5])
+        assert f.attrs["pick_ori"] == "None" and f.kind == "volume"
     for k in (0, 5, 11):
         assert_stc_equal(mne.read_source_estimate(tmp_path / f"ep-epoch{k:02d}-vl.stc"),
                          expected[k], STC_TOL)

@@ -635,7 +635,11 @@ _STC_CLASSES = {
 
 
 def stc_from_arrays(data, vertices, *, tmin, tstep, subject, kind, vector):
-    """An MNE source estimate of ``kind`` from its arrays (vectors already x, y, z)."""
+    """An MNE source estimate of ``kind`` from its arrays (vectors already x, y, z).
+
+    Discrete source spaces give volume estimates, as in MNE-Python.
+    """
+    kind = "volume" if kind == "discrete" else kind
     return _STC_CLASSES[kind, bool(vector)](data=data, vertices=list(vertices), tmin=tmin,
                                             tstep=tstep, subject=subject)
 

@@ -39,6 +39,7 @@ import numpy as np
 from . import _log, _mne
 from ._linalg import n_workers, run_parallel
 from .apply import Assembled, assemble
+from .io import SourceArrayFile, h5py, read_source_array, write_array_header
 from .kernel import Kernel, prepare_kernel
 from .operator import InverseOperator
 
@@ -491,62 +492,11 @@ def _raw_stream(s: _Setup, raw, nave, start, stop):
 # --------------------------------------------------------------------------- files
 
 
-@dataclass(eq=False)
-class SourceArrayFile:
-    """Source time courses on disk (HDF5), read lazily.
-
-    Attributes
-    ----------
-    data : h5py.Dataset of shape (n_epochs, n_sources[, 3], n_times) or (n_sources[, 3], n_times)
-        Slicing reads only what is asked: ``f.data[3]``, ``f.data[:, 100:200]``.
-    vertices : list of ndarray
-    tmin, tstep : float
-    subject : str or None
-    kind : str
-        "surface", "volume", "discrete" or "mixed".
-    attrs : dict
-        method, lambda2, pick_ori, nave.
-    """
-
-    data: object
-    vertices: list
-    tmin: float
-    tstep: float
-    subject: str | None
-    kind: str
-    attrs: dict
-    _file: object = None
-
-    @property
-    def times(self) -> np.ndarray:
-        """Time of each sample (s)."""
-        return self.tmin + self.tstep * np.arange(self.data.shape[-1])
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-def _h5py():
-    try:
-        import h5py
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("writing source arrays to disk needs h5py: pip install h5py") from None
-    return h5py
-
-
 def _open_output(fname, overwrite):
     fname = Path(fname)
     if fname.exists() and not overwrite:
         raise FileExistsError(f"{fname} exists: pass overwrite=True or choose another name")
-    return _h5py().File(fname, "w")
+    return h5py().File(fname, "w")
 
 
 def write_inverse_epochs(fname, epochs, inverse_operator, lambda2=1.0 / 9.0, method="dSPM", *,
@@ -575,7 +525,8 @@ def write_inverse_epochs(fname, epochs, inverse_operator, lambda2=1.0 / 9.0, met
                 written = block.epochs.stop
             dset.resize(written, axis=0)
             _write_meta(f, s, tmin=epochs.times[0], tstep=1.0 / epochs.info["sfreq"],
-                        method=method, lambda2=lambda2, pick_ori=pick_ori, nave=nave)
+                        events=epochs.events[:written], method=method, lambda2=lambda2,
+                        pick_ori=pick_ori, nave=nave)
     return Path(fname)
 
 
@@ -598,8 +549,8 @@ def write_inverse_raw(fname, raw, inverse_operator, lambda2=1.0 / 9.0, method="d
             for block in _raw_stream(s, raw, nave, start, stop):
                 dset[..., block.times] = block.data
             _write_meta(f, s, tmin=start / raw.info["sfreq"],  # as MNE: from the first sample
-                        tstep=1.0 / raw.info["sfreq"], method=method, lambda2=lambda2,
-                        pick_ori=pick_ori, nave=nave)
+                        tstep=1.0 / raw.info["sfreq"], events=None, method=method,
+                        lambda2=lambda2, pick_ori=pick_ori, nave=nave)
     return Path(fname)
 
 
@@ -613,30 +564,8 @@ def _create_data(f, shape, dtype, *, epochs: bool):
     return f.create_dataset("data", shape=shape, dtype=dtype, chunks=chunks)
 
 
-def _write_meta(f, s: _Setup, *, tmin, tstep, method, lambda2, pick_ori, nave):
-    for k, v in enumerate(s.ex.vertices):
-        f.create_dataset(f"vertices/{k}", data=np.asarray(v, dtype=np.int64))
-    f.attrs.update(dict(format="minnorm-source-array", version=1, tmin=float(tmin),
-                        tstep=float(tstep), subject=str(s.op.src[0].get("subject_his_id") or ""),
-                        kind=s.op.src.kind, method=str(method), lambda2=float(lambda2),
-                        pick_ori=str(pick_ori), nave=float(nave)))
-
-
-def read_source_array(fname) -> SourceArrayFile:
-    """Open a file written by :func:`write_inverse_epochs` or :func:`write_inverse_raw`.
-
-    Nothing is read until the returned ``data`` is sliced; close the file
-    (or use ``with``) when done.
-    """
-    f = _h5py().File(Path(fname), "r")
-    if f.attrs.get("format") != "minnorm-source-array":
-        f.close()
-        raise ValueError(f"{fname} is not a minnorm source-array file (written by "
-                         "minnorm.write_inverse_epochs or write_inverse_raw)")
-    n = len(f["vertices"])
-    attrs = {k: f.attrs[k] for k in ("method", "lambda2", "pick_ori", "nave")}
-    return SourceArrayFile(
-        data=f["data"], vertices=[f[f"vertices/{k}"][()] for k in range(n)],
-        tmin=float(f.attrs["tmin"]), tstep=float(f.attrs["tstep"]),
-        subject=str(f.attrs["subject"]) or None, kind=str(f.attrs["kind"]), attrs=attrs,
-        _file=f)
+def _write_meta(f, s: _Setup, *, tmin, tstep, events, method, lambda2, pick_ori, nave):
+    write_array_header(f, vertices=s.ex.vertices, tmin=tmin, tstep=tstep,
+                       subject=s.op.src[0].get("subject_his_id"), kind=s.op.src.kind,
+                       vector=len(s.ex.out_shape) == 2, events=events, method=method,
+                       lambda2=lambda2, pick_ori=pick_ori, nave=nave)

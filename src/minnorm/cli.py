@@ -70,7 +70,8 @@ Outputs (PREFIX is --out):
   vector, mixed (or --format h5)  PREFIX-stc.h5 (MNE's HDF5, float64)
   epochs                    one of the above per epoch (PREFIX-epoch07-lh.stc...),
                             or with --epochs-output array one PREFIX-epochs.h5
-                            (read it with minnorm.io.read_estimates_array)
+                            (minnorm.io.read_estimates_array, or lazily
+                            minnorm.read_source_array)
   --save-inverse            PREFIX-inv.fif (read it with mne or minnorm)
 Read them with mne.read_source_estimate: PREFIX for surfaces, the file name
 (PREFIX-vl.stc, PREFIX-stc.h5) otherwise.

@@ -30,10 +30,12 @@ __all__ = [
     "EpochsArrayWriter",
     "EstimatesArray",
     "read_estimates_array",
+    "SourceArrayFile",
+    "read_source_array",
 ]
 
-ARRAY_FORMAT = "minnorm-source-estimates-array"
-ARRAY_FORMAT_VERSION = 1
+ARRAY_FORMAT = "minnorm-source-array"
+ARRAY_FORMAT_VERSION = 2  # 1: two formats (apply's epochs array, write_inverse_*); 2: one
 
 
 def read_inverse_operator(fname, *, verbose=None) -> InverseOperator:
@@ -235,12 +237,21 @@ def _save_stc(stc, prefix, paths, outputs):
 
 
 # --------------------------------------------------------------------------
-# Many source estimates in one HDF5 array file (epochs)
+# Source time courses in one HDF5 file: the one format for epochs and raw,
+# written by `minnorm apply --epochs-output array` (EpochsArrayWriter) and by
+# minnorm.write_inverse_epochs / write_inverse_raw, read by both readers below.
+#
+#   data          (n_epochs, n_locations[, 3], n_times) for epochs,
+#                 (n_locations[, 3], n_times) for continuous data
+#   vertices/K    vertex numbers of source space K (int64)
+#   events        (n_epochs, 3), epochs only
+#   attrs         format, version, tmin, tstep, subject ("" for none), kind,
+#                 vector, epochs, method, lambda2, pick_ori, nave
 
 
 @dataclass(frozen=True, eq=False)
 class EstimatesArray:
-    """Source estimates of several epochs, as one array.
+    """Source estimates of several epochs, as one array in memory.
 
     Attributes
     ----------
@@ -251,7 +262,7 @@ class EstimatesArray:
     tmin, tstep : float
         Time of the first sample and sampling interval (s).
     subject : str or None
-    kind : "surface" | "volume" | "mixed"
+    kind : "surface" | "volume" | "discrete" | "mixed"
         Source-space kind of the estimates.
     vector : bool
     method : str
@@ -278,12 +289,121 @@ class EstimatesArray:
                 for d in self.data]
 
 
-class EpochsArrayWriter:
-    """Writes the source estimates of epochs, one by one, into one HDF5 file.
+class _ClosesOnExit:
+    """``with obj:`` closes ``obj`` at the end."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+@dataclass(eq=False)
+class SourceArrayFile(_ClosesOnExit):
+    """Source time courses on disk (HDF5), read lazily.
+
+    Attributes
+    ----------
+    data : h5py.Dataset of shape (n_epochs, n_sources[, 3], n_times) or (n_sources[, 3], n_times)
+        Slicing reads only what is asked: ``f.data[3]``, ``f.data[:, 100:200]``.
+    vertices : list of ndarray
+    tmin, tstep : float
+    subject : str or None
+    kind : str
+        "surface", "volume", "discrete" or "mixed".
+    vector : bool
+        x, y, z components on the axis after the sources.
+    events : ndarray of shape (n_epochs, 3) or None
+        The epochs' events; None for continuous data.
+    attrs : dict
+        method, lambda2, pick_ori, nave.
+    """
+
+    data: object
+    vertices: list
+    tmin: float
+    tstep: float
+    subject: str | None
+    kind: str
+    vector: bool
+    events: np.ndarray | None
+    attrs: dict
+    _file: object = None
+
+    @property
+    def times(self) -> np.ndarray:
+        """Time of each sample (s)."""
+        return self.tmin + self.tstep * np.arange(self.data.shape[-1])
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+def h5py():
+    """The h5py module, or an ImportError that says how to get it."""
+    try:
+        import h5py as module
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("source-array files need h5py: pip install h5py") from None
+    return module
+
+
+def write_array_header(f, *, vertices, tmin, tstep, subject, kind, vector, events, method,
+                       lambda2, pick_ori, nave) -> None:
+    """Everything but ``data``: vertices, events (None: continuous data) and attributes."""
+    for k, v in enumerate(vertices):
+        f.create_dataset(f"vertices/{k}", data=np.asarray(v, np.int64))
+    if events is not None:
+        f.create_dataset("events", data=np.asarray(events, np.int64))
+    f.attrs.update(format=ARRAY_FORMAT, version=ARRAY_FORMAT_VERSION, tmin=float(tmin),
+                   tstep=float(tstep), subject=subject or "", kind=str(kind),
+                   vector=bool(vector), epochs=events is not None, method=str(method),
+                   lambda2=float(lambda2), pick_ori=str(pick_ori), nave=float(nave))
+
+
+def read_source_array(fname) -> SourceArrayFile:
+    """Open a source-array file (``minnorm.write_inverse_epochs``/``write_inverse_raw``,
+    ``minnorm apply --epochs-output array``).
+
+    Nothing is read until the returned ``data`` is sliced; close the file
+    (or use ``with``) when done.
+    """
+    f = h5py().File(Path(fname), "r")
+    if f.attrs.get("format") != ARRAY_FORMAT:
+        f.close()
+        raise ValueError(f"{fname} is not a minnorm source-array file (written by "
+                         "minnorm.write_inverse_epochs, write_inverse_raw or "
+                         "`minnorm apply --epochs-output array`)")
+    n = len(f["vertices"])
+    return SourceArrayFile(
+        data=f["data"], vertices=[f[f"vertices/{k}"][()] for k in range(n)],
+        tmin=float(f.attrs["tmin"]), tstep=float(f.attrs["tstep"]),
+        subject=str(f.attrs["subject"]) or None, kind=str(f.attrs["kind"]),
+        vector=bool(f.attrs["vector"]), events=f["events"][()] if "events" in f else None,
+        attrs={k: f.attrs[k] for k in ("method", "lambda2", "pick_ori", "nave")}, _file=f)
+
+
+def read_estimates_array(fname) -> EstimatesArray:
+    """Read the whole epochs file (``minnorm apply --epochs ... --epochs-output array``)."""
+    with read_source_array(fname) as f:
+        if f.events is None:
+            raise ValueError(f"{fname} holds continuous data, not epochs: open it with "
+                             "minnorm.read_source_array")
+        return EstimatesArray(data=f.data[()], vertices=f.vertices, tmin=f.tmin, tstep=f.tstep,
+                              subject=f.subject, kind=f.kind, vector=f.vector,
+                              method=str(f.attrs["method"]),
+                              lambda2=float(f.attrs["lambda2"]), events=f.events)
+
+
+class EpochsArrayWriter(_ClosesOnExit):
+    """Writes the source estimates of epochs, one by one, into one source-array file.
 
     Memory stays bounded by one epoch's estimate: each is written as it
-    comes. The layout is documented by :class:`EstimatesArray` and read back
-    by :func:`read_estimates_array`.
+    comes. Read it back with :func:`read_estimates_array` (all at once) or
+    :func:`read_source_array` (lazily).
 
     Parameters
     ----------
@@ -293,15 +413,15 @@ class EpochsArrayWriter:
     events : ndarray of shape (n_epochs, 3)
     method : str
     lambda2 : float
+    pick_ori : None | "normal" | "vector"
+    nave : float
     """
 
-    def __init__(self, path, *, n_epochs: int, events, method: str, lambda2: float):
-        import h5py
-
-        self._file = h5py.File(path, "w")
-        self._file.attrs.update(format=ARRAY_FORMAT, version=ARRAY_FORMAT_VERSION,
-                                method=method, lambda2=float(lambda2))
-        self._file.create_dataset("events", data=np.asarray(events, np.int64))
+    def __init__(self, path, *, n_epochs: int, events, method: str, lambda2: float,
+                 pick_ori=None, nave: float = 1):
+        self._file = h5py().File(path, "w")
+        self._header = dict(events=events, method=method, lambda2=lambda2, pick_ori=pick_ori,
+                            nave=nave)
         self._n_epochs = n_epochs
         self._data = None
 
@@ -312,40 +432,13 @@ class EpochsArrayWriter:
         self._data[k] = stc.data
 
     def _start(self, stc):
-        f = self._file
-        self._data = f.create_dataset("data", shape=(self._n_epochs, *stc.data.shape),
-                                      dtype=stc.data.dtype, chunks=(1, *stc.data.shape))
-        for k, v in enumerate(stc.vertices):
-            f.create_dataset(f"vertices/{k}", data=np.asarray(v, np.int64))
-        kind = _mne.stc_kind(stc)
-        f.attrs.update(tmin=float(stc.tmin), tstep=float(stc.tstep),
-                       subject=stc.subject or "", vector=kind == "vector",
-                       kind=_mne.stc_space_kind(stc))
+        self._data = self._file.create_dataset(
+            "data", shape=(self._n_epochs, *stc.data.shape), dtype=stc.data.dtype,
+            chunks=(1, *stc.data.shape))
+        write_array_header(self._file, vertices=stc.vertices, tmin=stc.tmin, tstep=stc.tstep,
+                           subject=stc.subject, kind=_mne.stc_space_kind(stc),
+                           vector=_mne.stc_kind(stc) == "vector", **self._header)
 
     def close(self) -> None:
         """Finish the file."""
         self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-def read_estimates_array(fname) -> EstimatesArray:
-    """Read a file written by ``minnorm apply --epochs ... --epochs-output array``."""
-    import h5py
-
-    with h5py.File(fname, "r") as f:
-        if f.attrs.get("format") != ARRAY_FORMAT:
-            raise ValueError(f"{fname} is not a minnorm source-estimates array file")
-        n_spaces = len(f["vertices"])
-        return EstimatesArray(
-            data=f["data"][()], vertices=[f[f"vertices/{k}"][()] for k in range(n_spaces)],
-            tmin=float(f.attrs["tmin"]), tstep=float(f.attrs["tstep"]),
-            subject=str(f.attrs["subject"]) or None, kind=str(f.attrs["kind"]),
-            vector=bool(f.attrs["vector"]), method=str(f.attrs["method"]),
-            lambda2=float(f.attrs["lambda2"]), events=f["events"][()],
-        )

@@ -263,7 +263,7 @@ def _estimate(request, data, inv, label, plan, outputs) -> Peak:
     if plan.array is not None:
         writer = EpochsArrayWriter(outputs.temporary(plan.array), n_epochs=len(data.events),
                                    events=data.events, method=request.method,
-                                   lambda2=request.lambda2)
+                                   lambda2=request.lambda2, pick_ori=request.pick_ori)
     try:
         for k, stc in enumerate(stcs):
             if request.tmin is not None or request.tmax is not None:
