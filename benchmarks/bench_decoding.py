@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mne
@@ -52,6 +54,62 @@ def model():
     return LogisticRegression(C=1e-3, max_iter=1000, tol=1e-6)
 
 
+@dataclass
+class Contender:
+    """One way of doing the task, and what it measured."""
+
+    name: str
+    run: Callable[[], np.ndarray]  # → the 5 fold scores
+    tol: float  # allowed difference of a fold score from the naive loop's
+    seconds: list = field(default_factory=list)
+    peak: int = 0
+    scores: np.ndarray | None = None
+
+
+def contenders(epochs, y, op, window, cv) -> list:
+    """The naive loop first (the reference), then minnorm's pipeline and its fast path."""
+    inv, X = op.to_mne(), epochs.get_data()
+
+    def naive():
+        part = epochs.copy().crop(epochs.times[window[0]], epochs.times[window[-1]])
+        stcs = mne.minimum_norm.apply_inverse_epochs(part, inv, LAMBDA2, "dSPM",
+                                                     pick_ori="normal")
+        features = np.stack([stc.data for stc in stcs]).mean(axis=-1)
+        del stcs
+        return cross_val_score(model(), features, y, cv=cv)
+
+    def pipeline(fast):
+        def run():
+            pipe = make_pipeline(SourceTransformer(op, lambda2=LAMBDA2, method="dSPM",
+                                                   pick_ori="normal", times=window,
+                                                   average_time=True, fast=fast,
+                                                   ch_names=epochs.ch_names), model())
+            return cross_val_score(pipe, X, y, cv=cv)
+        return run
+
+    one_tie_per_fold = 1.01 * cv.get_n_splits() / len(y)  # fast: equal predictions, up to ties
+    return [Contender("naive loop (apply_inverse_epochs, stack, fit)", naive, 0.0),
+            Contender("minnorm SourceTransformer pipeline", pipeline(False), 0.0),
+            Contender("minnorm SourceTransformer fast=True", pipeline(True), one_tie_per_fold)]
+
+
+def report(results) -> bool:
+    """Print the table; whether every contender's fold scores equal the naive loop's."""
+    ref = results[0]
+    base = statistics.median(ref.seconds)
+    print(f"\n{machine().split('; load')[0]}")
+    print("| contender | time (s) | speed-up | peak memory (GiB) | accuracy (5-fold) | "
+          "fold scores equal naive |\n|---|---:|---:|---:|---:|---|")
+    ok = True
+    for c in results:
+        same = bool(np.allclose(c.scores, ref.scores, rtol=0, atol=c.tol + 1e-12))
+        ok &= same
+        med = statistics.median(c.seconds)
+        print(f"| {c.name} | {med:.2f} | {base / med:.1f}× | {c.peak / GiB:.2f} | "
+              f"{c.scores.mean():.3f} | {'yes' if same else 'NO'} |")
+    return ok
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=500)
@@ -66,58 +124,18 @@ def main(argv=None):
     epochs = sim.epochs
     op = minnorm.make_inverse_operator(epochs.info, head.forward, sim.noise_cov, loose=0.2,
                                        depth=0.8)
-    inv = op.to_mne()
     window = np.flatnonzero((epochs.times >= WINDOW[0]) & (epochs.times <= WINDOW[1]))
-    X = epochs.get_data()
-    cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    print(f"{n_epochs} epochs × {X.shape[1]} channels × {X.shape[2]} samples; "
+    print(f"{n_epochs} epochs × {len(epochs.ch_names)} channels × {len(epochs.times)} samples; "
           f"{head.n_sources} sources; window {len(window)} samples", flush=True)
-
-    def naive():
-        part = epochs.copy().crop(epochs.times[window[0]], epochs.times[window[-1]])
-        stcs = mne.minimum_norm.apply_inverse_epochs(part, inv, LAMBDA2, "dSPM",
-                                                     pick_ori="normal")
-        features = np.stack([stc.data for stc in stcs]).mean(axis=-1)
-        del stcs
-        return cross_val_score(model(), features, y, cv=cv)
-
-    def ours(fast):
-        def run():
-            pipe = make_pipeline(SourceTransformer(op, lambda2=LAMBDA2, method="dSPM",
-                                                   pick_ori="normal", times=window,
-                                                   average_time=True, fast=fast,
-                                                   ch_names=epochs.ch_names), model())
-            return cross_val_score(pipe, X, y, cv=cv)
-        return run
-
-    contenders = {"naive loop (apply_inverse_epochs, stack, fit)": naive,
-                  "minnorm SourceTransformer pipeline": ours(False),
-                  "minnorm SourceTransformer fast=True": ours(True)}
-    times = {k: [] for k in contenders}
-    peaks = dict.fromkeys(contenders, 0)
-    scores = {}
+    results = contenders(epochs, y, op, window, StratifiedKFold(5, shuffle=True, random_state=0))
     for _ in range(args.repeats):
-        for name, fn in contenders.items():
-            scores[name], t, peak = measure(fn)
-            times[name].append(t)
-            peaks[name] = max(peaks[name], peak)
-            print(f"  {name}: {t:.2f} s, peak +{peak / GiB:.2f} GiB, "
-                  f"accuracy {scores[name].mean():.3f}", flush=True)
-    ref = next(iter(contenders))
-    base = statistics.median(times[ref])
-    print(f"\n{machine().split('; load')[0]}")
-    print("| contender | time (s) | speed-up | peak memory (GiB) | accuracy (5-fold) | "
-          "fold scores equal naive |\n|---|---:|---:|---:|---:|---|")
-    ok = True
-    for name in contenders:
-        # equal features: equal scores; fast: equal predictions, one tie per fold at most
-        tol = 0.0 if "fast" not in name else 1.01 * cv.get_n_splits() / len(y)
-        same = bool(np.allclose(scores[name], scores[ref], rtol=0, atol=tol + 1e-12))
-        ok &= same
-        med = statistics.median(times[name])
-        print(f"| {name} | {med:.2f} | {base / med:.1f}× | {peaks[name] / GiB:.2f} | "
-              f"{scores[name].mean():.3f} | {'yes' if same else 'NO'} |")
-    return 0 if ok else 1
+        for c in results:
+            c.scores, t, peak = measure(c.run)
+            c.seconds.append(t)
+            c.peak = max(c.peak, peak)
+            print(f"  {c.name}: {t:.2f} s, peak +{peak / GiB:.2f} GiB, "
+                  f"accuracy {c.scores.mean():.3f}", flush=True)
+    return 0 if report(results) else 1
 
 
 if __name__ == "__main__":
