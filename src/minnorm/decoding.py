@@ -196,8 +196,9 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         if _mne.data_kind(X) == "epochs":
             _mne.check_channels(self.op_, X.info)
             rows = _mne.pick_rows(X.ch_names, self.op_)
-            data = np.concatenate(list(_mne.epoch_blocks(X, rows, 256)))
-            return data if self.times is None else data[:, :, self.times]
+            keep = slice(None) if self.times is None else self.times
+            return np.concatenate([block[:, :, keep]
+                                   for block in _mne.epoch_blocks(X, rows, 256)])
         X = self._array(X)
         if self.times is not None:
             X = X[:, :, self.times]
