@@ -410,13 +410,10 @@ def apply_inverse_epochs_array(epochs, inverse_operator, lambda2=1.0 / 9.0, meth
         out = empty((_mne.epoch_count(epochs), *s.ex.out_shape, len(epochs.times)),
                     s.ex.dtype)
         n = 0
-        for block in _mne.epoch_blocks(epochs, s.rows, min(s.per_block, ARRAY_BLOCK)):
-            block = _checked(block, s.op, epochs.info, nave, n == 0)
-            for t0 in range(0, block.shape[-1], s.per_time):
-                t = slice(t0, t0 + s.per_time)
-                expand(s.ex, project(s.ex, block[..., t]), out[n:n + len(block), ..., t])
-            n += len(block)
-        return out if n == len(out) else out[:n].copy()
+        for block in _epoch_stream(s, epochs, nave, per_block=min(s.per_block, ARRAY_BLOCK),
+                                   out=out):
+            n = block.epochs.stop
+        return out if n == len(out) else out[:n].copy()  # fewer when epochs were dropped
 
 
 def iter_inverse_epochs(epochs, inverse_operator, lambda2=1.0 / 9.0, method="dSPM", *,
@@ -437,14 +434,16 @@ def iter_inverse_epochs(epochs, inverse_operator, lambda2=1.0 / 9.0, method="dSP
     return _epoch_stream(s, epochs, nave)
 
 
-def _epoch_stream(s: _Setup, epochs, nave):
+def _epoch_stream(s: _Setup, epochs, nave, *, per_block=None, out=None):
+    """Blocks of estimates; with ``out`` (n_epochs, …, n_times) each is computed in place there."""
     n = 0
     bar = _log.progress(total=_mne.epoch_count(epochs), desc="epochs", unit="epoch")
-    for block in _mne.epoch_blocks(epochs, s.rows, s.per_block):
+    for block in _mne.epoch_blocks(epochs, s.rows, per_block or s.per_block):
         block = _checked(block, s.op, epochs.info, nave, n == 0)
         for t0 in range(0, block.shape[-1], s.per_time):
             t = slice(t0, t0 + s.per_time)
-            data = expand(s.ex, project(s.ex, block[..., t]))
+            dest = None if out is None else out[n:n + len(block), ..., t]
+            data = expand(s.ex, project(s.ex, block[..., t]), dest)
             yield Block(slice(n, n + len(block)), slice(t0, t0 + data.shape[-1]), data)
         n += len(block)
         bar.update(len(block))
