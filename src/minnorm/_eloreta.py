@@ -39,13 +39,38 @@ def check_params(method_params) -> dict:
             f"unknown eLORETA option(s) {sorted(unknown)}; allowed: {sorted(DEFAULTS)}"
         )
     params.update(method_params)
-    params["force_equal"] = bool(params["force_equal"])  # None means False, as in MNE
-    if not params["eps"] > 0:
-        raise ValueError(f"eLORETA eps must be > 0, got {params['eps']}")
-    if int(params["max_iter"]) < 1:
-        raise ValueError(f"eLORETA max_iter must be >= 1, got {params['max_iter']}")
-    params["max_iter"] = int(params["max_iter"])
+    params["force_equal"] = _flag(params["force_equal"])
+    params["eps"] = _positive(params["eps"])
+    params["max_iter"] = _count(params["max_iter"])
     return params
+
+
+def _flag(value) -> bool:
+    """force_equal: True, False or None (None means False, as in MNE)."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"eLORETA force_equal must be True or False, got {value!r}")
+
+
+def _positive(value) -> float:
+    """eps: a finite number > 0 (the fixed point's relative tolerance)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"eLORETA eps must be a number > 0 (default 1e-6), got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"eLORETA eps must be a finite number > 0 (default 1e-6), got {value!r}")
+    return float(value)
+
+
+def _count(value) -> int:
+    """max_iter: a whole number >= 1 (integral floats such as 20.0 are accepted)."""
+    whole = isinstance(value, (int, np.integer)) or (
+        isinstance(value, (float, np.floating)) and np.isfinite(value) and value == int(value))
+    if isinstance(value, (bool, np.bool_)) or not whole:
+        raise TypeError(f"eLORETA max_iter must be a whole number >= 1 (default 20), "
+                        f"got {value!r}")
+    if value < 1:
+        raise ValueError(f"eLORETA max_iter must be >= 1 (default 20), got {value!r}")
+    return int(value)
 
 
 def _block_times(R: np.ndarray, G: np.ndarray) -> np.ndarray:

@@ -128,22 +128,28 @@ class Block:
     data: np.ndarray
 
 
+_SIZE = re.compile(r"\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*")
+
+
 def parse_memory(value) -> int:
     """Bytes from an int/float or a string such as ``"500MB"``, ``"2 GiB"``; None → default."""
     if value is None:
         return DEFAULT_MAX_MEMORY
+    given = value
     if isinstance(value, str):
-        match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+        match = _SIZE.fullmatch(value)
         unit = match and match.group(2).lower()
         if not match or unit not in _UNITS:
             raise ValueError(f"max_memory must be a number of bytes or a string like '500MB' "
                              f"or '2GiB', got {value!r}")
         value = float(match.group(1)) * _UNITS[unit]
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
         raise TypeError(f"max_memory must be a number of bytes or a string like '2GiB', "
                         f"got {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"max_memory must be > 0 bytes, got {value!r}")
+    if not (np.isfinite(value) and value >= 1):
+        raise ValueError(f"max_memory must be a finite size of at least 1 byte (e.g. '500MB'), "
+                         f"got {given!r}")
     return int(value)
 
 

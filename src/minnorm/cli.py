@@ -118,6 +118,8 @@ examples:
 """
 
 
+MAX_DEMO_EPOCHS = 5000  # simulated trials: ~0.7 GiB of sensor data (61 samples), minutes of decoding
+MAX_PERMUTATIONS = 1000
 _UNSET = object()  # --depth's default (its value None means "no depth weighting")
 
 
@@ -144,6 +146,32 @@ def _typed(check, name):
 def _snr(text) -> float:
     check_snr(text)
     return float(text)
+
+
+def _seed(text) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1}, got {text}")
+    return value
+
+
+def _count(low: int, high: int):
+    """An argparse type for a whole number in [low, high]."""
+
+    def convert(text) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+
+    convert.__name__ = "count"
+    return convert
 
 
 def _float(text):
@@ -285,7 +313,7 @@ def _add_demo(sub):
                    help="output directory (default: minnorm-demo)")
     p.add_argument("--snr", type=_typed(_snr, "snr"), default=3.0,
                    help="SNR of the simulated evoked response at its peak (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, 0 … 2³²−1 (default 0)")
     p.add_argument("--spacing", choices=("ico3", "ico4", "ico5"), default="ico4",
                    help="template cortex resolution (default ico4: 5124 sources)")
     p.add_argument("--open", action="store_true", help="open the report in the web browser")
@@ -302,10 +330,12 @@ def _add_decode_demo(sub):
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("minnorm-decode-demo"), metavar="DIR",
                    help="output directory (default: minnorm-decode-demo)")
-    p.add_argument("--epochs", type=int, default=180, help="number of trials (default 180)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--permutations", type=int, default=10,
-                   help="label shufflings for the chance band (default 10)")
+    p.add_argument("--epochs", type=_count(30, MAX_DEMO_EPOCHS), default=180,
+                   help=f"number of trials, 30 … {MAX_DEMO_EPOCHS} (default 180)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, 0 … 2³²−1 (default 0)")
+    p.add_argument("--permutations", type=_count(1, MAX_PERMUTATIONS), default=10,
+                   help=f"label shufflings for the chance band, 1 … {MAX_PERMUTATIONS} "
+                        "(default 10)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     _add_common(p)
@@ -324,8 +354,6 @@ def _run_demo(parser, args) -> int:
 def _run_decode_demo(parser, args) -> int:
     from .decode_demo import run_decode_demo
 
-    if args.epochs < 30 or args.permutations < 1:
-        _usage("minnorm decode-demo", "--epochs must be ≥ 30 and --permutations ≥ 1")
     run_decode_demo(out=args.out, n_epochs=args.epochs, seed=args.seed,
                     n_permutations=args.permutations, overwrite=args.overwrite,
                     progress=not args.quiet, echo=(lambda *a: None) if args.quiet else print)

@@ -90,6 +90,15 @@ def check_lambda2(lambda2) -> float:
     return value
 
 
+def check_nave(nave) -> float:
+    """The number of averages: a finite number > 0."""
+    if isinstance(nave, (bool, np.bool_)) or not isinstance(nave, (int, float, np.number)):
+        raise TypeError(f"nave (number of averages) must be a number > 0, got {nave!r}")
+    if not (np.isfinite(nave) and nave > 0):
+        raise ValueError(f"nave (number of averages) must be a finite number > 0, got {nave!r}")
+    return float(nave)
+
+
 def check_method(method) -> str:
     """One of MNE, dSPM, sLORETA, eLORETA."""
     if method not in METHODS:
@@ -111,8 +120,7 @@ def prepare_kernel(op, *, lambda2: float, method: Method = "dSPM", nave: float =
     """The kernel of ``op`` for (λ², method, nave), cached on the operator."""
     lambda2 = check_lambda2(lambda2)
     method = check_method(method)
-    if not nave > 0:
-        raise ValueError(f"nave (number of averages) must be > 0, got {nave}")
+    nave = check_nave(nave)
     params = _eloreta.check_params(method_params) if method == "eLORETA" else None
     key = (method, lambda2, float(nave), None if params is None else tuple(sorted(params.items())))
     cache = op._kernels
@@ -135,12 +143,34 @@ def _build(op, lambda2, method, nave, params) -> Kernel:
     if method != "MNE":
         weight = reginv if method == "dSPM" else reginv * np.sqrt(1.0 + op.sing**2 / lambda2)
         noise_norm = _noise_norm(std_V, weight, op.n_orient)
+    leads = std_V * reginv
+    _check_finite(leads, noise_norm, op.sing[:n_nonzero], lambda2, method)
     return Kernel(
-        method=method, lambda2=lambda2, nave=nave, leads=std_V * reginv,
+        method=method, lambda2=lambda2, nave=nave, leads=leads,
         fields=op.eigen_fields @ (whitener.matrix @ whitener.proj),
         noise_norm=noise_norm, eigen_fields=op.eigen_fields, sing=op.sing,
         reginv=reginv, whitener=whitener,
     )
+
+
+def _check_finite(leads, noise_norm, sing, lambda2, method) -> None:
+    """The kernel must give finite estimates: refuse a λ² that over- or underflows it.
+
+    With λ² far above s², s/(s² + λ²) and with it dSPM's noise variance
+    underflow (1/0: NaN estimates); far below, the kernel can overflow.
+    """
+    bad = ~np.all(np.isfinite(leads), axis=1)
+    if noise_norm is not None:
+        bad = bad.reshape(len(noise_norm), -1).any(axis=1) | ~np.isfinite(noise_norm)
+    if not bad.any():
+        return
+    direction = "large" if lambda2 > np.max(sing, initial=0.0) ** 2 else "small"
+    raise ValueError(
+        f"lambda2 = {lambda2:g} is too {direction} for this operator: the {method} kernel "
+        f"of {int(bad.sum())} sources leaves floating-point range (NaN estimates); whitened "
+        f"singular values run from {np.min(sing, initial=np.inf):.3g} to "
+        f"{np.max(sing, initial=0.0):.3g}, so use a lambda2 near their squares (typically "
+        "1/9, i.e. snr 3)")
 
 
 def _noise_norm(std_V, weight, n_orient):
@@ -148,7 +178,8 @@ def _noise_norm(std_V, weight, n_orient):
     var = np.einsum("kr,kr->k", std_V, std_V * weight**2)
     if n_orient == 3:
         var = var.reshape(-1, 3).sum(axis=1)
-    return 1.0 / np.sqrt(var)
+    with np.errstate(divide="ignore"):  # var 0: refused by _check_finite
+        return 1.0 / np.sqrt(var)
 
 
 def _build_eloreta(op, lambda2, nave, whitener, source_std, params) -> Kernel:
@@ -163,6 +194,7 @@ def _build_eloreta(op, lambda2, nave, whitener, source_std, params) -> Kernel:
     U, sing, Vt = svd_wide(_eloreta.weight_gain(G, R_sqrt))
     reginv = regularized_inverse(sing, lambda2, whitener.n_nonzero)
     leads = _eloreta.weight_gain(Vt, R_sqrt).T  # R**½ V, (n_rows, r)
+    _check_finite(leads * reginv, None, sing[:whitener.n_nonzero], lambda2, "eLORETA")
     return Kernel(
         method="eLORETA", lambda2=lambda2, nave=nave, leads=leads * reginv,
         fields=U.T @ (whitener.matrix @ whitener.proj), noise_norm=None,

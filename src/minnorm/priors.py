@@ -252,8 +252,20 @@ def depth_prior(
     weight = 1.0 / sens
     if limit is not None:
         weight = np.minimum(weight / _weight_limit(weight, limit, limit_like_c), 1)
-    prior = weight**exp
+    with np.errstate(over="ignore", under="ignore"):
+        prior = weight**exp
+    _check_prior(prior, exp)
     return np.repeat(prior, 3) if n_orient == 3 else prior
+
+
+def _check_prior(prior: np.ndarray, exp: float) -> None:
+    """Every source keeps a finite, non-zero prior variance (else the estimate is NaN)."""
+    lost = int(np.sum(~np.isfinite(prior) | (prior <= 0)))
+    if lost:
+        raise ValueError(
+            f"depth exponent {exp:g} drives the depth weights of {lost} of {len(prior)} "
+            "sources out of floating-point range (they would get NaN estimates): use a "
+            "smaller depth exponent (typically 0.8; 2–5 is already extreme)")
 
 
 def _weight_limit(weight: np.ndarray, limit: float, like_c: bool) -> float:
