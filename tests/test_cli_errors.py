@@ -208,6 +208,17 @@ CASES = [
                                       "--tmax", "0.1"], 1, r"tmin = 0\.3 s is after tmax"),
     ("empty-epochs", lambda f, b: ["apply", *model(f), "--epochs", b / "empty-epo.fif"], 1,
      r"empty-epo\.fif holds no epoch"),
+    # settings that drive the estimate out of floating-point range (MNE-Python gives NaN)
+    ("lambda2-underflows-dSPM", lambda f, b: ["apply", *model(f), *ev(f), "--lambda2", "1e300"],
+     1, r"lambda2 = 1e\+300 is too large for this operator: the dSPM kernel of \d+ sources "
+        r"leaves floating-point range .*typically 1/9"),
+    ("depth-overflows", lambda f, b: ["apply", *model(f), *ev(f), "--depth", "100"], 1,
+     r"depth exponent 100 drives the depth weights of \d+ of \d+ sources out of "
+     r"floating-point range .*typically 0\.8"),
+    # a home folder of a user who does not exist
+    ("unknown-user-input", lambda f, b: ["apply", "--fwd", "~nosuchuser-minnorm/x-fwd.fif",
+                                         "--cov", f.cov, *ev(f)], 1,
+     r"~nosuchuser-minnorm/x-fwd\.fif: there is no user 'nosuchuser-minnorm' on this machine"),
 ]
 
 
@@ -325,6 +336,11 @@ def test_interrupted_write_keeps_the_old_files(files, tmp_path, capsys, monkeypa
 
 
 @pytest.mark.parametrize("argv, pattern", [
+    (lambda f, b: ["story", "--fwd", f.fwd_vol, "--cov", f.cov, "--evoked", b / "nan-ave.fif"],
+     r"the evoked response 'Left Auditory' contains 10 NaN or Inf values in 1 rows "
+     r"\('MEG 0113'\)"),
+    (lambda f, b: ["story", "--fwd", "~nosuchuser-minnorm/x-fwd.fif"],
+     r"there is no user 'nosuchuser-minnorm' on this machine"),
     (lambda f, b: ["story", "--fwd", f.cov], r"--fwd: .* is a noise covariance file"),
     (lambda f, b: ["story", "--fwd", b / "nope-fwd.fif"], r"--fwd: no such file"),
     (lambda f, b: ["story", "--fwd", f.fwd_vol, "--evoked", f.evoked], r"holds 4 conditions"),
@@ -355,3 +371,53 @@ def test_sigterm_cleans_up_like_ctrl_c(files, tmp_path):
     assert "interrupted: no output was written or changed" in err
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_story_of_a_forward_and_covariance_alone(files, capsys):
+    """The documented `story --fwd F --cov C`: the projectors come from the covariance."""
+    code, out, err = run(capsys, "story", "--fwd", files.fwd_vol, "--cov", files.cov)
+    assert code == 0, err
+    assert "SSP projectors: PCA-v1 (active)" in out
+    assert re.search(r"At λ² = 0\.111: \d+ of the \d+ whitened components", out), out
+    assert "Data b:" not in out  # no data given: no SNR line
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["apply", "--snr", "1e300"], r"argument --snr: snr = 1e300 is out of range: λ² = 1/SNR² "
+                                  r"is not a representable positive number; use an snr "
+                                  r"between 1e-150 and 1e150"),
+    (["apply", "--snr", "1e-300"], r"argument --snr: snr = 1e-300 is out of range"),
+    (["demo", "--snr", "1e200"], r"argument --snr: snr = 1e200 is out of range"),
+    (["demo", "--seed", "-1"], r"argument --seed: must be between 0 and 4294967295, got -1"),
+    (["demo", "--seed", "99999999999999999999"], r"argument --seed: must be between 0 and"),
+    (["decode-demo", "--epochs", "10"], r"argument --epochs: must be between 30 and 5000"),
+    (["decode-demo", "--epochs", "99999999999999999999"],
+     r"argument --epochs: must be between 30 and 5000"),
+    (["decode-demo", "--permutations", "0"],
+     r"argument --permutations: must be between 1 and 1000, got 0"),
+    (["decode-demo", "--seed", "2.5"], r"argument --seed: expected a whole number, got '2\.5'"),
+])
+def test_option_values_outside_their_domain(capsys, tmp_path, argv, pattern):
+    """Every numeric option is checked over its whole domain: exit 2, one line, no output."""
+    code, out, err = run(capsys, *argv, "--out", tmp_path / "x")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.search(pattern, err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_estimate_is_never_written(files, tmp_path, capsys, monkeypatch):
+    """The last guard: an estimate with NaN is refused before anything is written."""
+    import minnorm.workflow
+
+    real = minnorm.workflow.apply_inverse
+
+    def nan_estimate(*args, **kwargs):
+        stc = real(*args, **kwargs)
+        stc.data[3, 4] = np.nan
+        return stc
+
+    monkeypatch.setattr(minnorm.workflow, "apply_inverse", nan_estimate)
+    code, _, err = run(capsys, *evoked_args(files), "--out", tmp_path / "x")
+    assert code == 1 and err.count("\n") == 1, err
+    assert "the dSPM estimate has 1 NaN or Inf values, so nothing was written" in err
+    assert list(tmp_path.iterdir()) == []

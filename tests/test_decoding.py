@@ -1,6 +1,8 @@
 """Source-space decoding: the transformer, scikit-learn conventions, the fast path."""
 
+import os
 import pickle
+import stat
 
 import mne
 import numpy as np
@@ -243,6 +245,9 @@ def test_decode_demo_reads_out_the_late_source_only(tmp_path, cache_dir, monkeyp
     assert r.pattern_peak_mm < 25  # the pattern peaks at the graded source
     page = r.report.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 2
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(r.report.stat().st_mode) == 0o666 & ~umask  # not a temporary's 0600
 
 
 @pytest.mark.parametrize("pick_ori, labels_on", [("normal", False), (None, False),

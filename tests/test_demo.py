@@ -1,7 +1,9 @@
 """`minnorm demo` end to end on the template head (high SNR, a private cache)."""
 
 import base64
+import os
 import re
+import stat
 
 import mne
 import numpy as np
@@ -97,6 +99,30 @@ def test_existing_report_is_not_overwritten(demo, cache, monkeypatch):
     with pytest.raises(FileExistsError, match="--overwrite"):
         run_demo(out=result.out_dir, progress=False, echo=lambda *a: None)
     assert result.report.read_bytes() == before
+
+
+def test_outputs_have_the_users_normal_permissions(demo):
+    """Not a temporary file's 0600: what open() gives under the user's umask."""
+    result, _ = demo
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [result.report, *result.stc_files]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+
+
+def test_an_existing_estimate_stops_the_run_before_any_work(cache, monkeypatch, tmp_path):
+    """Every output is checked up front: one old estimate (or a folder in the way of one)
+    stops the demo before it computes, and nothing is written."""
+    monkeypatch.setenv("MINNORM_CACHE_DIR", str(cache))
+    monkeypatch.setattr("minnorm.demo.load_template", lambda **kw: pytest.fail("computed"))
+    (tmp_path / "demo-dSPM-rh.stc").write_bytes(b"an earlier result")
+    with pytest.raises(FileExistsError, match=r"demo-dSPM-rh\.stc exists: pass --overwrite"):
+        run_demo(out=tmp_path, progress=False, echo=lambda *a: None)
+    (tmp_path / "demo-dSPM-rh.stc").unlink()
+    (tmp_path / "report.html").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"report\.html is a folder"):
+        run_demo(out=tmp_path, overwrite=True, progress=False, echo=lambda *a: None)
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
 
 def test_cache_is_reused_then_rebuilt_when_corrupted(demo, cache, monkeypatch, tmp_path):

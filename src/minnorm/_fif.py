@@ -17,6 +17,8 @@ from pathlib import Path
 import mne
 from mne.io.constants import FIFF
 
+from .checks import user_path
+
 __all__ = ["file_kind", "read_forward", "read_cov", "read_evoked",
            "read_epochs", "read_raw", "read_inverse", "read_label"]
 
@@ -45,7 +47,7 @@ def _blocks(tree, out: set) -> set:
 
 
 def _check_path(fname, option: str) -> Path:
-    path = Path(fname).expanduser()
+    path = user_path(fname)
     if not path.exists():
         raise FileNotFoundError(f"{option}: no such file: {path} (check the path)")
     if path.is_dir():
@@ -91,14 +93,14 @@ def _expect(fname, option: str, expected: str) -> Path:
     """The path of ``fname`` after checking it holds ``expected``."""
     kind = file_kind(fname, option)
     if kind != expected:
-        path = Path(fname).expanduser()
+        path = user_path(fname)
         fix = f"give a {_suffix(expected)} file to {option}"
         if _OPTION.get(kind) is not None:
             fix = f"pass it to {_OPTION[kind]} instead, and a {_suffix(expected)} file to {option}"
         raise ValueError(f"{option}: {path.name} is a{'n' if kind[0] in 'aeiou' else ''} "
                          f"{kind} file, not a{'n' if expected[0] in 'aeiou' else ''} "
                          f"{expected}: {fix}")
-    return Path(fname).expanduser()
+    return user_path(fname)
 
 
 DATA_KINDS = {"evoked": "evoked", "epochs": "epochs", "raw": "raw"}

@@ -413,6 +413,24 @@ def inverse_from_mne(inv, cls):
 # Data in, source estimates out
 
 
+def info_from_forward(forward, noise_cov=None):
+    """A full measurement Info for a forward alone (``forward['info']`` lacks most keys).
+
+    Channels, bads and transforms are the forward's; the SSP projectors are
+    the noise covariance's (those the data it came from had), none without one.
+    """
+    fwd_info = forward["info"]
+    info = mne.create_info(list(fwd_info["ch_names"]), sfreq=1000.0)
+    with info._unlock():
+        info["chs"] = deepcopy(fwd_info["chs"])
+        info["dev_head_t"] = deepcopy(fwd_info["dev_head_t"])
+        info["bads"] = [b for b in fwd_info["bads"] if b in fwd_info["ch_names"]]
+        info["projs"] = [] if noise_cov is None else deepcopy(noise_cov["projs"])
+        info._update_redundant()
+    info._check_consistency()
+    return info
+
+
 def check_reference(info, ch_names):
     """EEG needs an average-reference projector (and no custom reference)."""
     wanted = set(ch_names)

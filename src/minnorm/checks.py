@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "check_depth",
     "check_time_window",
     "check_output_dir",
+    "user_path",
     "check_memory",
     "unit_problems",
     "name_list",
@@ -114,11 +116,18 @@ def check_noise_cov(cov: np.ndarray, ch_names, *, nfree: int, diagonal: bool,
 
 
 def check_snr(snr) -> float:
-    """SNR must be a positive finite number; returns λ² = 1/SNR²."""
+    """SNR must be a positive finite number whose λ² = 1/SNR² is too; returns λ²."""
     value = _number(snr, "snr")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"snr must be > 0 (typically 3 for evoked, 1 for raw/epochs), got {snr!r}")
-    return 1.0 / value**2
+    try:
+        lambda2 = 1.0 / value**2
+    except (OverflowError, ZeroDivisionError):
+        lambda2 = 0.0
+    if not (math.isfinite(lambda2) and lambda2 >= sys.float_info.min):
+        raise ValueError(f"snr = {snr} is out of range: λ² = 1/SNR² is not a representable "
+                         "positive number; use an snr between 1e-150 and 1e150 (typically 3)")
+    return lambda2
 
 
 def check_loose(loose):
@@ -164,9 +173,19 @@ def check_time_window(tmin, tmax, times: np.ndarray, *, what: str = "data") -> N
         raise ValueError(f"tmin = {tmin:g} s is after tmax = {tmax:g} s: swap them")
 
 
+def user_path(path) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded (an unknown user is an error)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # pathlib: "Could not determine home directory"
+        head = Path(path).parts[0]
+        raise FileNotFoundError(f"{path}: there is no user {head[1:]!r} on this machine for "
+                                f"{head!r} to stand for: write the folder out in full") from None
+
+
 def check_output_dir(path) -> Path:
     """The folder that will hold ``path`` must exist and be writable; returns it."""
-    folder = Path(path).expanduser().absolute().parent
+    folder = user_path(path).absolute().parent
     if not folder.exists():
         raise FileNotFoundError(f"the output folder {folder} does not exist: create it "
                                 f"first (mkdir -p {folder})")

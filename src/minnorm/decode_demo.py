@@ -25,7 +25,8 @@ from sklearn.preprocessing import StandardScaler
 from . import viz
 from .decoding import SourceTransformer, decode_over_time, haufe_pattern
 from .operator import make_inverse_operator
-from .report import figure_block, html_page, table_block, write_atomic
+from .io import AtomicOutputs, check_new_outputs, write_text_output
+from .report import figure_block, html_page, table_block
 from .simulate import Source, simulate_epochs
 from .template import load_template, one_blas_thread
 
@@ -106,10 +107,7 @@ def run_decode_demo(*, out="minnorm-decode-demo", n_epochs: int = 180, seed: int
                     overwrite: bool = False, progress: bool = True, echo=print) -> DecodeResult:
     """Simulate, decode over time in sensor and source space, write decode.html."""
     start = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "decode.html").exists() and not overwrite:
-        raise FileExistsError(f"{out}/decode.html exists: pass --overwrite or another --out")
+    (report,) = check_new_outputs(out, ["decode.html"], overwrite=overwrite)
     head = load_template(spacing=spacing, progress=progress)
     sim, y = simulate_levels(head, n_epochs, seed=seed)
     epochs, times = sim.epochs, sim.epochs.times
@@ -145,7 +143,9 @@ def run_decode_demo(*, out="minnorm-decode-demo", n_epochs: int = 180, seed: int
                                                            name="pattern")]),
         ("Scores", [table_block(["time (ms)", "sensors", "sources"], rows)]),
     ])
-    report = write_atomic(out / "decode.html", page, overwrite=overwrite)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    with AtomicOutputs([report], overwrite=overwrite) as outputs:
+        write_text_output(outputs, report, page)
     seconds = time.perf_counter() - start
     echo(f"Report: {report} ({seconds:.0f} s)")
     return DecodeResult(times, sensor, src, pattern, dist, report, seconds)

@@ -25,7 +25,8 @@ from .dipole import fit_dipoles
 from .kernel import METHODS, prepare_kernel
 from .metrics import explained_variance, lcurve, localisation
 from .operator import make_inverse_operator
-from .report import figure_block, html_page, table_block, text_block, write_atomic
+from .io import AtomicOutputs, check_new_outputs, write_source_estimate, write_text_output
+from .report import figure_block, html_page, table_block, text_block
 from .simulate import simulate_evoked
 from .story import forward_story
 from .template import load_template, source_depth
@@ -67,16 +68,6 @@ class DemoResult:
     figures: list = field(default_factory=list)
     story: str = ""
     seconds: float = 0.0
-
-
-def _check_out(out: Path, overwrite: bool) -> Path:
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file: give a directory")
-    if (out / "report.html").exists() and not overwrite:
-        raise FileExistsError(f"{out}/report.html exists: pass --overwrite or another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _reconstruct(sim, inv):
@@ -189,13 +180,22 @@ def _table_block(table):
     return table_block(header, rows)
 
 
-def _save_stcs(out: Path, sim, stcs, overwrite: bool) -> list:
-    files = []
-    for name, stc in [("truth", sim.stc_true)] + list(stcs.items()):
-        stem = out / f"demo-{name}"
-        stc.save(stem, ftype="stc", overwrite=overwrite, verbose=False)
-        files += [Path(f"{stem}-lh.stc"), Path(f"{stem}-rh.stc")]
-    return files
+def _write(paths, overwrite: bool, sim, stcs, page: str) -> list:
+    """The estimates (truth first) and the report, all written or none."""
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    estimates = [("truth", sim.stc_true)] + list(stcs.items())
+    with AtomicOutputs(paths, overwrite=overwrite) as outputs:
+        for name, stc in estimates:
+            write_source_estimate(paths[0].parent / f"demo-{name}", stc, ftype="stc",
+                                  outputs=outputs)
+        write_text_output(outputs, paths[-1], page)
+    return paths
+
+
+def _output_names() -> list[str]:
+    """demo-NAME-lh.stc / -rh.stc for the truth and each method, then report.html."""
+    names = [f"demo-{name}-{hemi}.stc" for name in ("truth", *METHODS) for hemi in ("lh", "rh")]
+    return names + ["report.html"]
 
 
 def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: str = "ico4",
@@ -225,7 +225,8 @@ def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: st
     if not snr > 0:
         raise ValueError(f"snr must be > 0, got {snr}")
     start = time.perf_counter()
-    out = _check_out(Path(out), overwrite)
+    paths = check_new_outputs(out, _output_names(), overwrite=overwrite)
+    out = paths[0].parent
     head = load_template(spacing=spacing, progress=progress)
     sim = simulate_evoked(head, snr=snr, seed=seed)
     inv = make_inverse_operator(sim.evoked.info, sim.forward, sim.noise_cov)
@@ -253,8 +254,7 @@ def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: st
             "\n".join(f"{1e3 * f.time:.0f} ms: goodness of fit of one dipole per hemisphere "
                       f"{100 * f.gof:.1f}%" for f in fits))]),
     ])
-    stc_files = _save_stcs(out, sim, stcs, overwrite)
-    report = write_atomic(out / "report.html", page, overwrite=overwrite)
+    *stc_files, report = _write(paths, overwrite, sim, stcs, page)
     seconds = time.perf_counter() - start
     echo(f"Report: {report} ({seconds:.0f} s). Source estimates: {out}/demo-*-lh.stc/-rh.stc")
     if open_browser:

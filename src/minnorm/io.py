@@ -9,6 +9,7 @@ an existing file is replaced only with ``overwrite=True``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _mne
-from .checks import check_output_dir
+from .checks import check_output_dir, user_path
 from .operator import InverseOperator
 
 __all__ = [
@@ -118,7 +119,7 @@ class AtomicOutputs:
     """
 
     def __init__(self, paths, *, overwrite: bool = False):
-        self.paths = [Path(p).expanduser().absolute() for p in paths]
+        self.paths = [user_path(p).absolute() for p in paths]
         folders = {p.parent for p in self.paths}
         if len(folders) > 1:
             raise ValueError(f"outputs must share one folder, got {sorted(map(str, folders))}")
@@ -130,12 +131,18 @@ class AtomicOutputs:
         self._tmp = None
 
     def _check_existing(self):
+        """Refuse folders where a file goes, and existing files unless ``overwrite``."""
+        for path in self.paths:
+            if path.is_dir():
+                raise IsADirectoryError(f"{path} is a folder, and a file is to be written "
+                                        "there: move it away or choose another --out")
         if self.overwrite:
             return
-        existing = [p for p in self.paths if p.exists()]
+        existing = [p for p in self.paths if os.path.lexists(p)]  # broken links too
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-            raise FileExistsError(f"{existing[0]} exists{more}: pass --overwrite "
+            link = " (a broken symbolic link)" if not existing[0].exists() else ""
+            raise FileExistsError(f"{existing[0]}{link} exists{more}: pass --overwrite "
                                   "(overwrite=True) to replace it, or choose another --out")
 
     def __enter__(self) -> "AtomicOutputs":
@@ -148,7 +155,7 @@ class AtomicOutputs:
 
     def temporary(self, path) -> Path:
         """Where to write the destination ``path`` for now."""
-        path = Path(path).expanduser().absolute()
+        path = user_path(path).absolute()
         if path not in self.paths:
             raise ValueError(f"{path} is not one of the planned outputs")
         return self._tmp / path.name
@@ -162,12 +169,56 @@ class AtomicOutputs:
         return False
 
     def _commit(self):
+        """Move every output into place, or none: a failed move undoes the earlier ones."""
         missing = [p.name for p in self.paths if not (self._tmp / p.name).exists()]
         if missing:
             raise RuntimeError(f"internal error: {missing} were not written")
         self._check_existing()  # one may have appeared meanwhile
-        for path in self.paths:
-            os.replace(self._tmp / path.name, path)
+        done = []  # (destination, its previous file moved aside, or None)
+        try:
+            for k, path in enumerate(self.paths):
+                old = None
+                if os.path.lexists(path):
+                    old = self._tmp / f".previous-{k}"
+                    os.replace(path, old)
+                done.append((path, old))
+                os.replace(self._tmp / path.name, path)
+        except BaseException:
+            for path, old in reversed(done):
+                with contextlib.suppress(OSError):
+                    if old is not None:
+                        os.replace(old, path)
+                    elif os.path.lexists(path):
+                        os.unlink(path)
+            raise
+
+
+def check_new_outputs(folder, names, *, overwrite: bool = False) -> list[Path]:
+    """The paths of files ``names`` in ``folder``, checked before any work is done.
+
+    The folder may not exist yet (it is made when the outputs are written,
+    with :func:`write_outputs`); it must not be a file, and the nearest
+    existing folder above it must be writable. Existing outputs, folders
+    and broken links where a file goes are refused as :class:`AtomicOutputs` does.
+    """
+    folder = user_path(folder).absolute()
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file: give a folder for --out")
+    paths = [folder / name for name in names]
+    if folder.is_dir():
+        AtomicOutputs(paths, overwrite=overwrite)  # checks only: nothing is created
+    else:
+        base = next(p for p in folder.parents if p.exists())
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot create {folder}: {base} is not writable; choose "
+                                  "another --out or fix its permissions")
+    return paths
+
+
+def write_text_output(outputs: AtomicOutputs, path, text: str) -> Path:
+    """Write ``text`` (UTF-8) as the planned output ``path`` of ``outputs``."""
+    outputs.temporary(path).write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def stc_paths(prefix, kind: str, *, ftype: str = "auto") -> list[Path]:

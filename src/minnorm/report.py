@@ -5,13 +5,10 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-__all__ = ["figure_block", "table_block", "text_block", "html_page", "write_atomic"]
+__all__ = ["figure_block", "table_block", "text_block", "html_page"]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -59,23 +56,3 @@ def html_page(title: str, sections) -> str:
         parts.extend(blocks)
     parts.append("</body></html>")
     return "\n".join(parts)
-
-
-def write_atomic(path, data: bytes | str, *, overwrite: bool = False) -> Path:
-    """Write a file via a temporary file and a rename: it is complete or absent.
-
-    Raises FileExistsError if ``path`` exists and ``overwrite`` is False.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: pass overwrite=True (--overwrite) to replace it")
-    mode = "w" if isinstance(data, str) else "wb"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

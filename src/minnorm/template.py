@@ -40,6 +40,7 @@ import numpy as np
 from scipy.spatial import ConvexHull, cKDTree
 
 from ._version import __version__
+from .checks import user_path
 
 __all__ = [
     "Placement",
@@ -230,11 +231,11 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     ``$XDG_CACHE_HOME/minnorm``, else ``~/.cache/minnorm``.
     """
     if cache_dir is not None:
-        return Path(cache_dir).expanduser()
+        return user_path(cache_dir)
     if os.environ.get("MINNORM_CACHE_DIR"):
-        return Path(os.environ["MINNORM_CACHE_DIR"]).expanduser()
+        return user_path(os.environ["MINNORM_CACHE_DIR"])
     if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "minnorm"
+        return user_path(os.environ["XDG_CACHE_HOME"]) / "minnorm"
     return Path.home() / ".cache" / "minnorm"
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _fif, _log, _mne
 from .apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
-from .checks import check_memory, check_time_window
+from .checks import check_finite, check_memory, check_time_window, user_path
 from .io import AtomicOutputs, EpochsArrayWriter, stc_paths, write_source_estimate
 from .operator import InverseOperator, make_inverse_operator
 from .story import forward_story
@@ -223,7 +223,7 @@ def _check_memory(request, data, src) -> None:
 
 
 def _plan(request, kind, data) -> _Plan:
-    out = Path(request.out).expanduser()
+    out = user_path(request.out)
     if out.is_dir():
         raise IsADirectoryError(f"--out {out} is a folder: give a file prefix inside it, "
                                 f"for example {out / 'result'}")
@@ -249,12 +249,13 @@ def _estimate(request, data, inv, label, plan, outputs) -> Peak:
     kw = dict(lambda2=request.lambda2, method=request.method, pick_ori=request.pick_ori,
               label=label)
     if request.data_kind == "evoked":
-        stc = apply_inverse(data, inv, **kw)
+        stc = _finite(apply_inverse(data, inv, **kw), request)
         write_source_estimate(plan.prefixes[0], stc, ftype=request.ftype, outputs=outputs)
         return _peak(stc, inv), stc.times
     if request.data_kind == "raw":
         start, stop = _raw_window(data, request)
-        stc = apply_inverse_raw(data, inv, start=start, stop=stop, buffer_size=10_000, **kw)
+        stc = _finite(apply_inverse_raw(data, inv, start=start, stop=stop, buffer_size=10_000,
+                                        **kw), request)
         write_source_estimate(plan.prefixes[0], stc, ftype=request.ftype, outputs=outputs)
         return _peak(stc, inv), stc.times
     stcs = apply_inverse_epochs(data, inv, return_generator=True, **kw)
@@ -268,6 +269,7 @@ def _estimate(request, data, inv, label, plan, outputs) -> Peak:
         for k, stc in enumerate(stcs):
             if request.tmin is not None or request.tmax is not None:
                 stc = stc.crop(request.tmin, request.tmax)
+            stc = _finite(stc, request, epoch=k)
             if writer is not None:
                 writer.write(k, stc)
             else:
@@ -279,6 +281,18 @@ def _estimate(request, data, inv, label, plan, outputs) -> Peak:
         if writer is not None:
             writer.close()
     return best, stc.times
+
+
+def _finite(stc, request, epoch=None):
+    """The estimate, refused before it is written if any value is NaN or Inf."""
+    bad = int(np.count_nonzero(~np.isfinite(stc.data)))
+    if bad:
+        where = "" if epoch is None else f" of epoch {epoch}"
+        raise ValueError(
+            f"the {request.method} estimate{where} has {bad} NaN or Inf values, so nothing was "
+            "written: the settings drive the computation out of floating-point range; use a "
+            "moderate --snr or --lambda2 (typically 3, i.e. 1/9) and --depth (typically 0.8)")
+    return stc
 
 
 def _raw_window(raw, request):
@@ -318,7 +332,7 @@ def tell_story_from_files(fwd, *, cov=None, evoked=None, condition=None,
         forward = _fif.read_forward(fwd)
         noise_cov = None if cov is None else _fif.read_cov(cov)
         data = None if evoked is None else _fif.read_evoked(evoked, condition)
-        info = forward["info"] if data is None else data.info
+        info = _mne.info_from_forward(forward, noise_cov) if data is None else data.info
         bar.update()
         bar.set_description_str("inverse operator")
         inverse = None
@@ -359,6 +373,8 @@ def _components_kept(inv, lambda2) -> str:
 def _data_snr(evoked, inv) -> str:
     """The whitened data's RMS: 1 for noise alone, so √(RMS² − 1) is the SNR."""
     rows = _mne.pick_rows(evoked.ch_names, inv)
+    check_finite(evoked.data[rows], f"evoked response {evoked.comment!r}",
+                 row_names=[evoked.ch_names[r] for r in rows])
     whitener = inv.whitener.scaled(evoked.nave)
     white = whitener.matrix @ (whitener.proj @ evoked.data[rows])  # (M, n_times)
     rms = np.sqrt(np.sum(white**2, axis=0) / inv.n_nonzero)
