@@ -102,6 +102,35 @@ def _check_types(info, forward, noise_cov):
             raise TypeError(f"{name} must be an mne.{cls.__name__}, got {type(obj).__name__}: {hint}")
 
 
+class CompensationGradeError(ValueError, RuntimeError):
+    """CTF data at another compensation grade than their forward or inverse operator.
+
+    A ValueError like minnorm's other input errors, and a RuntimeError like
+    MNE-Python's for the same refusal, so that ``except`` clauses for either work.
+    """
+
+
+def compensation_grade(info) -> int:
+    """CTF gradient-compensation grade of ``info``'s MEG channels (0: none, as MNE)."""
+    return info.compensation_grade or 0
+
+
+def check_compensation_grade(model_info, data_info, model: str) -> None:
+    """Data must be at the grade ``model`` ("forward" or "inverse") was computed for.
+
+    As MNE-Python: the grades of all MEG channels of both infos (no MEG channel
+    counts as grade 0), compared where data meet a forward or an operator.
+    """
+    made, data = compensation_grade(model_info), compensation_grade(data_info)
+    if made != data:
+        redo = "compute the forward solution" if model == "forward" else \
+            "make the inverse operator"
+        raise CompensationGradeError(
+            f"Compensation grade of {model} ({made}) and data ({data}) do not match: use "
+            f"raw.apply_gradient_compensation({made}) before epoching or averaging, or "
+            f"{redo} from data at grade {data}")
+
+
 _DATA_TYPES = ("mag", "grad", "eeg")
 MISMATCH_CHOICES = ("raise", "warn", "ignore")
 
@@ -267,6 +296,7 @@ def check_noise_cov(noise_cov, ch_names, cov: np.ndarray) -> None:
 def read_problem(info, forward, noise_cov, *, rank, on_mismatch="raise") -> Problem:
     """Extract aligned arrays from (info, forward, noise_cov)."""
     _check_types(info, forward, noise_cov)
+    check_compensation_grade(forward["info"], info, "forward")
     check_channel_match(info, forward, noise_cov, on_mismatch=on_mismatch)
     ch_names = select_channels(info, forward, noise_cov)
     info_picked = mne.pick_info(info, [info["ch_names"].index(c) for c in ch_names])
@@ -456,13 +486,14 @@ def check_reference(info, ch_names):
 
 
 def check_channels(op, info):
-    """The operator's channels must all be in the data."""
+    """The operator's channels must all be in the data, at the operator's CTF grade."""
     missing = sorted(set(op.ch_names) - set(info["ch_names"]))
     if missing:
         raise ValueError(
             f"{len(missing)} channels of the inverse operator are not in the data "
             f"({checks.name_list(missing)}): make the inverse operator from this data's info"
         )
+    check_compensation_grade(op.info, info, "inverse")
     bads = set(info["bads"])
     bad = [c for c in op.ch_names if c in bads]
     if bad:
