@@ -175,3 +175,26 @@ def test_a_failed_move_undoes_the_earlier_ones(tmp_path, monkeypatch, overwrite)
                 minnorm.io.write_text_output(out, tmp_path / name, f"new {name}")
     assert any(Path(d) == tmp_path / "b.txt" for d in moved)  # b had been moved into place
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
+
+
+def test_a_source_no_sensor_sees(evoked_meeg, noise_cov):
+    """At the centre of a spherical head a dipole has no field: MNE-Python fails on an
+    inf in its depth prior; minnorm gives MNE's estimate (zero there) and refuses the
+    noise-normalised ones, which would be NaN, naming the source."""
+    import mne
+
+    info = mne.pick_info(evoked_meeg.info, mne.pick_types(evoked_meeg.info, meg=True))
+    sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.04), head_radius=None)
+    rr = np.array([[0.0, 0.0, 0.04], [0.02, 0.01, 0.06], [-0.03, 0.0, 0.05]])
+    src = mne.setup_volume_source_space(pos=dict(rr=rr, nn=np.tile([0.0, 0.0, 1.0], (3, 1))),
+                                        verbose="error")
+    fwd = mne.make_forward_solution(info, None, src, sphere, eeg=False, verbose="error")
+    evoked = evoked_meeg.copy().pick(info.ch_names)
+    op = minnorm.make_inverse_operator(info, fwd, noise_cov, verbose="error")
+    stc = minnorm.apply_inverse(evoked, op, 1 / 9, "MNE")
+    assert np.all(stc.data[0] == 0) and np.all(np.isfinite(stc.data))
+    assert np.all(np.abs(stc.data[1:]).max(axis=1) > 0)
+    for method in ("dSPM", "sLORETA"):
+        with pytest.raises(ValueError, match=r"1 sources \(index 0\) have zero gain: no sensor "
+                                             r"sees them"):
+            minnorm.apply_inverse(evoked, op, 1 / 9, method)

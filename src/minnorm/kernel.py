@@ -25,6 +25,7 @@ import numpy as np
 
 from . import _eloreta
 from ._linalg import svd_wide
+from .checks import name_list
 from .whitening import Whitener
 
 __all__ = ["Kernel", "prepare_kernel", "METHODS"]
@@ -144,7 +145,7 @@ def _build(op, lambda2, method, nave, params) -> Kernel:
         weight = reginv if method == "dSPM" else reginv * np.sqrt(1.0 + op.sing**2 / lambda2)
         noise_norm = _noise_norm(std_V, weight, op.n_orient)
     leads = std_V * reginv
-    _check_finite(leads, noise_norm, op.sing[:n_nonzero], lambda2, method)
+    _check_finite(std_V, leads, noise_norm, op.sing[:n_nonzero], lambda2, method)
     return Kernel(
         method=method, lambda2=lambda2, nave=nave, leads=leads,
         fields=op.eigen_fields @ (whitener.matrix @ whitener.proj),
@@ -153,17 +154,28 @@ def _build(op, lambda2, method, nave, params) -> Kernel:
     )
 
 
-def _check_finite(leads, noise_norm, sing, lambda2, method) -> None:
-    """The kernel must give finite estimates: refuse a λ² that over- or underflows it.
+def _check_finite(std_V, leads, noise_norm, sing, lambda2, method) -> None:
+    """The kernel must give finite estimates: refuse what would make them NaN.
 
-    With λ² far above s², s/(s² + λ²) and with it dSPM's noise variance
-    underflow (1/0: NaN estimates); far below, the kernel can overflow.
+    A source the sensors cannot see (zero gain, e.g. at the centre of a
+    spherical head) has zero rows in R**½ V and no noise to normalise by. With
+    λ² far above s², s/(s² + λ²) and with it dSPM's noise variance underflow
+    (1/0: NaN estimates); far below, the kernel can overflow.
     """
-    bad = ~np.all(np.isfinite(leads), axis=1)
+    n_loc = len(std_V) if noise_norm is None else len(noise_norm)
+    bad = ~np.all(np.isfinite(leads), axis=1).reshape(n_loc, -1).any(axis=1)
     if noise_norm is not None:
-        bad = bad.reshape(len(noise_norm), -1).any(axis=1) | ~np.isfinite(noise_norm)
+        bad |= ~np.isfinite(noise_norm)
     if not bad.any():
         return
+    seen = std_V[:, :len(sing)][:, sing > 0]  # the components the data carry
+    blind = bad & ~np.any(seen.reshape(n_loc, -1), axis=1)
+    if blind.any():
+        raise ValueError(
+            f"{int(blind.sum())} sources (index {name_list([int(k) for k in np.flatnonzero(blind)], 4)}) have zero "
+            f"gain: no sensor sees them (e.g. the centre of a spherical head model), so their "
+            f"{method} estimate would be NaN; leave them out of the source space (e.g. "
+            "mne.setup_volume_source_space(..., exclude=10.0)) or use method='MNE'")
     direction = "large" if lambda2 > np.max(sing, initial=0.0) ** 2 else "small"
     raise ValueError(
         f"lambda2 = {lambda2:g} is too {direction} for this operator: the {method} kernel "
@@ -194,7 +206,7 @@ def _build_eloreta(op, lambda2, nave, whitener, source_std, params) -> Kernel:
     U, sing, Vt = svd_wide(_eloreta.weight_gain(G, R_sqrt))
     reginv = regularized_inverse(sing, lambda2, whitener.n_nonzero)
     leads = _eloreta.weight_gain(Vt, R_sqrt).T  # R**½ V, (n_rows, r)
-    _check_finite(leads * reginv, None, sing[:whitener.n_nonzero], lambda2, "eLORETA")
+    _check_finite(leads, leads * reginv, None, sing[:whitener.n_nonzero], lambda2, "eLORETA")
     return Kernel(
         method="eLORETA", lambda2=lambda2, nave=nave, leads=leads * reginv,
         fields=U.T @ (whitener.matrix @ whitener.proj), noise_norm=None,

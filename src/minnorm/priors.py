@@ -249,6 +249,8 @@ def depth_prior(
         # forward, MNE-Python's depth prior depends on this very summation order
         gram = np.einsum("cki,ckj->kij", blocks, blocks)
         sens = np.linalg.eigvalsh(gram)[:, -1]
+        if np.any(sens == 0.0):  # MNE-Python fails here on an inf; treat it as "fro" does
+            sens[sens == 0.0] = np.min(sens[sens != 0.0], initial=np.inf)
     weight = 1.0 / sens
     if limit is not None:
         weight = np.minimum(weight / _weight_limit(weight, limit, limit_like_c), 1)
