@@ -242,7 +242,9 @@ def _save_stc(stc, prefix, paths, outputs):
 # minnorm.write_inverse_epochs / write_inverse_raw, read by both readers below.
 #
 #   data          (n_epochs, n_locations[, 3], n_times) for epochs,
-#                 (n_locations[, 3], n_times) for continuous data
+#                 (n_locations[, 3], n_times) for continuous data; float64 or
+#                 float32, complex128 or complex64 when the estimates are complex
+#                 (of Hilbert-transformed data; h5py's (r, i) compound type)
 #   vertices/K    vertex numbers of source space K (int64)
 #   events        (n_epochs, 3), epochs only
 #   attrs         format, version, tmin, tstep, subject ("" for none), kind,
