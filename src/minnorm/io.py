@@ -222,6 +222,10 @@ def write_source_estimate(prefix, stc, *, ftype: str = "auto", overwrite: bool =
         The files (to be) written.
     """
     paths = stc_paths(prefix, _mne.stc_kind(stc), ftype=ftype)
+    if np.iscomplexobj(stc.data) and paths[0].suffix == ".stc":  # MNE refuses too
+        raise ValueError("complex source estimates (e.g. of Hilbert-transformed data) cannot be "
+                         "saved in MNE's .stc format, which holds real values: use ftype='h5' "
+                         "(command line: --format h5)")
     if outputs is None:
         with AtomicOutputs(paths, overwrite=overwrite) as own:
             _save_stc(stc, prefix, paths, own)
