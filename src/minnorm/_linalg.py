@@ -26,7 +26,8 @@ import numpy as np
 from scipy import linalg
 from threadpoolctl import threadpool_info, threadpool_limits
 
-__all__ = ["svd_wide", "n_workers", "run_parallel", "chunks"]
+__all__ = ["svd_wide", "real_matmul", "real_dtype", "complex_dtype", "n_workers",
+           "run_parallel", "chunks"]
 
 WIDE = 4  # use the Gram matrix when N ≥ WIDE · M
 
@@ -62,6 +63,38 @@ def svd_wide(G: np.ndarray, /) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     null = np.setdiff1d(np.arange(M), keep)
     U[null, k + np.arange(len(null))] = 1.0
     return U, np.concatenate([s, np.zeros(M - k)]), V.T
+
+
+def real_dtype(dtype) -> np.dtype:
+    """float32/float64 for a real or complex floating dtype (complex128 → float64)."""
+    return np.finfo(dtype).dtype
+
+
+def complex_dtype(dtype) -> np.dtype:
+    """complex64/complex128 for a real or complex floating dtype (float32 → complex64)."""
+    return np.result_type(real_dtype(dtype), np.complex64)
+
+
+def real_matmul(A: np.ndarray, B: np.ndarray, /, out: np.ndarray | None = None) -> np.ndarray:
+    """A @ B for a real A (m, k) and a real or complex B (..., k, n), in real arithmetic.
+
+    A complex B is read as a real (..., k, 2n) array of interleaved real and
+    imaginary parts, so A @ B is one real GEMM on twice the columns (numpy's
+    own A @ B would copy A to complex and spend four real products per
+    term), written straight into ``out`` (complex, unit stride along n).
+    """
+    if not np.iscomplexobj(B):
+        return np.matmul(A, B, out=out)
+    ctype = complex_dtype(np.result_type(A, B))
+    rtype = real_dtype(ctype)
+    B = B.astype(ctype, copy=False)
+    if B.strides[-1] != B.itemsize:
+        B = np.ascontiguousarray(B)
+    A = A.astype(rtype, copy=False)
+    if out is None:
+        return np.matmul(A, B.view(rtype)).view(ctype)
+    np.matmul(A, B.view(rtype), out=out.view(rtype))
+    return out
 
 
 def n_workers() -> int:

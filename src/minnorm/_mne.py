@@ -884,6 +884,22 @@ def data_rows(inst, ch_names) -> np.ndarray:
 # Data in blocks, for the batched and streaming paths (minnorm.batch, minnorm.labels)
 
 
+def may_be_complex(inst) -> bool:
+    """Whether an Evoked's, Epochs' or Raw's data may be complex (e.g. after ``apply_hilbert``).
+
+    Exact for data in memory and for lazy raw data (the dtype MNE reads them
+    in); True for lazy epochs read from a file, whose dtype shows only once read.
+    """
+    if isinstance(inst, mne.Evoked):
+        return np.iscomplexobj(inst.data)
+    if getattr(inst, "preload", False):
+        return np.iscomplexobj(inst._data)
+    if isinstance(inst, mne.io.BaseRaw):
+        return np.dtype(inst._dtype).kind == "c"
+    raw = getattr(inst, "_raw", None)  # lazy epochs: the raw they are cut from
+    return may_be_complex(raw) if isinstance(raw, mne.io.BaseRaw) else True
+
+
 def epoch_count(epochs) -> int:
     """Number of epochs the iteration will yield (an upper bound for lazy epochs)."""
     return len(epochs) if epochs.preload else len(epochs.events)

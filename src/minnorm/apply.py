@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from . import _log, _mne
+from ._linalg import real_matmul
 from .kernel import Kernel, prepare_kernel
 from .operator import InverseOperator
 from .priors import surface_frames
@@ -127,18 +128,21 @@ def apply_assembled(a: Assembled, data: np.ndarray) -> np.ndarray:
     ----------
     a : Assembled
     data : ndarray of shape (M, n_times)
-        Sensor data in the operator's channel order.
+        Sensor data in the operator's channel order, real or complex (e.g.
+        after ``apply_hilbert``).
 
     Returns
     -------
     sol : ndarray of shape (n_out_rows or n_locations, n_times)
+        Complex for complex data, except the norm over orientations
+        (``a.combine``), which is real: √(Σ |x|²), as MNE-Python.
     """
     from .batch import expand_rows  # tiled on every core, the norm fused (no import cycle)
 
     norm = a.noise_norm
     if norm is not None and a.vector and len(a.leads) != len(norm):
         norm = np.repeat(norm, 3)
-    Y = (a.fields @ data)[np.newaxis]  # (1, r, n_times): the whitened components
+    Y = real_matmul(a.fields, data)[np.newaxis]  # (1, r, n_times): the whitened components
     return expand_rows(a.leads, Y, group=3 if a.combine else 1, scale=norm)[0]
 
 
@@ -213,7 +217,8 @@ def _log_explained(kernel, data, estimate):
     if logger.isEnabledFor(logging.INFO):
         white = kernel.whitener.matrix @ kernel.whitener.proj
         data_w, res_w = white @ data, white @ (data - estimate)
-        logger.info("Explained %5.1f%% variance", 100 * (1 - np.sum(res_w**2) / np.sum(data_w**2)))
+        explained = 1 - np.vdot(res_w, res_w).real / np.vdot(data_w, data_w).real  # |x|²
+        logger.info("Explained %5.1f%% variance", 100 * explained)
 
 
 def apply_inverse_epochs(epochs, inverse_operator, lambda2, method="dSPM", label=None,
@@ -231,8 +236,10 @@ def apply_inverse_epochs(epochs, inverse_operator, lambda2, method="dSPM", label
     computed in a few large matrix products (:mod:`minnorm.batch`); with
     ``return_generator=True`` as well, a generator of :class:`minnorm.batch.Block`
     whose size ``max_memory`` bounds. ``dtype="float32"`` halves memory and
-    time (relative error ~1e-6). ``max_memory`` (bytes or '2GiB', default
-    1 GiB) bounds the working memory beyond the returned array.
+    time (relative error ~1e-6); complex epochs give complex64/complex128
+    (real norms with pick_ori None on a free/loose operator). ``max_memory``
+    (bytes or '2GiB', default 1 GiB) bounds the working memory beyond the
+    returned array.
     """
     if return_array:
         from . import batch

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _log, _mne
-from ._linalg import n_workers, run_parallel
+from ._linalg import complex_dtype, n_workers, real_dtype, real_matmul, run_parallel
 from .apply import Assembled, assemble
 from .io import SourceArrayFile, h5py, read_source_array, write_array_header
 from .kernel import Kernel, prepare_kernel
@@ -219,15 +219,25 @@ def _to_xyz(leads, source_nn, n_loc):
 
 
 def project(ex: Expander, data: np.ndarray) -> np.ndarray:
-    """Y = fields @ b for a block of data (n, M, T) → (n, r, T), in ``ex.dtype``."""
-    return np.matmul(ex.fields, data).astype(ex.dtype, copy=False)
+    """Y = fields @ b for a block of data (n, M, T) → (n, r, T), in ``ex.dtype``.
+
+    Complex data (e.g. after ``apply_hilbert``) give complex components, in
+    the complex counterpart of ``ex.dtype``.
+    """
+    Y = real_matmul(ex.fields, data)
+    return Y.astype(complex_dtype(ex.dtype) if np.iscomplexobj(Y) else ex.dtype, copy=False)
+
+
+def out_dtype(ex: Expander, complex_data: bool) -> np.dtype:
+    """The estimates' dtype: ``ex.dtype``, complex for complex data unless it is a norm."""
+    return complex_dtype(ex.dtype) if complex_data and ex.group == 1 else ex.dtype
 
 
 def expand(ex: Expander, Y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Source time courses from components Y (n, r, T) → (n, *out_shape, T)."""
     n, _, T = Y.shape
     if out is None:
-        out = empty((n, *ex.out_shape, T), ex.dtype)
+        out = empty((n, *ex.out_shape, T), out_dtype(ex, np.iscomplexobj(Y)))
     expand_rows(ex.leads, Y, group=ex.group, out=out.reshape(n, -1, T))
     return out
 
@@ -239,7 +249,10 @@ def expand_rows(leads: np.ndarray, Y: np.ndarray, /, *, group: int, scale=None,
     Parameters
     ----------
     leads : ndarray of shape (n_rows, r)
+        Real.
     Y : ndarray of shape (n, r, T)
+        Real or complex; for complex Y the norm is √Σ|x|² (real), the
+        linear output (group 1) complex.
     group : 1 or 3
     scale : ndarray of shape (n_rows // group,) or None
         Multiplies each output row (noise normalisation).
@@ -252,7 +265,8 @@ def expand_rows(leads: np.ndarray, Y: np.ndarray, /, *, group: int, scale=None,
     n, _, T = Y.shape
     n_out = len(leads) // group
     if out is None:
-        out = empty((n, n_out, T), np.result_type(leads, Y))
+        dtype = np.result_type(leads, Y)
+        out = empty((n, n_out, T), real_dtype(dtype) if group == 3 else dtype)
     tiles = [(k, min(k + LOC_TILE, n_out)) for k in range(0, n_out, LOC_TILE)]
 
     def work(tile):
@@ -270,16 +284,33 @@ def expand_rows(leads: np.ndarray, Y: np.ndarray, /, *, group: int, scale=None,
 def _tile(lead: np.ndarray, Y: np.ndarray, out: np.ndarray, group: int, scale) -> None:
     """out = lead @ Y, or for groups of 3 rows the norm of each group; then × scale."""
     if group == 1:
-        np.matmul(lead, Y, out=out)  # BLAS with leading dimensions: no copy
+        real_matmul(lead, Y, out=out)  # BLAS with leading dimensions: no copy
     else:
-        tmp = lead @ Y  # (3·n_tile, t)
-        np.multiply(tmp, tmp, out=tmp)
-        xyz = tmp.reshape(-1, 3, tmp.shape[-1])
-        np.add(xyz[:, 0], xyz[:, 1], out=out)
-        np.add(out, xyz[:, 2], out=out)
-        np.sqrt(out, out=out)
+        _norm3(real_matmul(lead, Y), out)  # (3·n_tile, t)
     if scale is not None:
         out *= scale
+
+
+def _norm3(tmp: np.ndarray, out: np.ndarray) -> None:
+    """out = √(Σ |x|²) over each location's 3 rows of tmp; tmp is overwritten.
+
+    Complex tmp is squared as its real view (re, im interleaved along time),
+    so |x|² = re² + im² costs no more than two real norms.
+    """
+    if np.iscomplexobj(tmp):
+        tmp = tmp.view(real_dtype(tmp.dtype))  # (3·n_tile, 2t)
+    np.multiply(tmp, tmp, out=tmp)
+    xyz = tmp.reshape(-1, 3, tmp.shape[-1])
+    if tmp.shape[-1] == out.shape[-1]:  # real
+        np.add(xyz[:, 0], xyz[:, 1], out=out)
+        np.add(out, xyz[:, 2], out=out)
+    else:  # complex: sum the rows in place, then the (re², im²) pairs into out
+        acc = xyz[:, 0]
+        np.add(acc, xyz[:, 1], out=acc)
+        np.add(acc, xyz[:, 2], out=acc)
+        pairs = acc.reshape(len(acc), -1, 2)
+        np.add(pairs[..., 0], pairs[..., 1], out=out)
+    np.sqrt(out, out=out)
 
 
 def apply_array(ex: Expander, data: np.ndarray, /, *, max_memory=None,
@@ -290,7 +321,7 @@ def apply_array(ex: Expander, data: np.ndarray, /, *, max_memory=None,
     ----------
     ex : Expander
     data : ndarray of shape (n_epochs, M, n_times)
-        Sensor data in the operator's channel order.
+        Sensor data in the operator's channel order, real or complex.
     max_memory : int | str | None
         Working memory beyond ``out`` (default :data:`DEFAULT_MAX_MEMORY`).
     out : ndarray of shape (n_epochs, *ex.out_shape, n_times), optional
@@ -298,14 +329,17 @@ def apply_array(ex: Expander, data: np.ndarray, /, *, max_memory=None,
     Returns
     -------
     out : ndarray of shape (n_epochs, *ex.out_shape, n_times)
+        In :func:`out_dtype` (complex for complex data, except norms).
     """
     n, M, T = data.shape
     if M != ex.fields.shape[1]:
         raise ValueError(f"data must have the operator's {ex.fields.shape[1]} channels on "
                          f"axis 1, got shape {data.shape}")
+    complex_data = np.iscomplexobj(data)
     if out is None:
-        out = empty((n, *ex.out_shape, T), ex.dtype)
-    per_block, per_time = plan_blocks(ex, n, T, M=M, stream=False, max_memory=max_memory)
+        out = empty((n, *ex.out_shape, T), out_dtype(ex, complex_data))
+    per_block, per_time = plan_blocks(ex, n, T, M=M, stream=False, max_memory=max_memory,
+                                      complex_data=complex_data)
     for e0 in range(0, n, per_block):
         for t0 in range(0, T, per_time):
             e, t = slice(e0, e0 + per_block), slice(t0, t0 + per_time)
@@ -314,17 +348,16 @@ def apply_array(ex: Expander, data: np.ndarray, /, *, max_memory=None,
 
 
 def plan_blocks(ex: Expander, n_epochs: int, n_times: int, *, M: int, stream: bool,
-                max_memory) -> tuple[int, int]:
+                max_memory, complex_data: bool = False) -> tuple[int, int]:
     """(epochs per block, samples per block) that keep the working memory under budget.
 
     Per sample: the data (M float64, and M bytes for the finiteness check),
     its components (r float64 and r in ``dtype``), and when streaming the
-    block's output; fixed: the tiles.
+    block's output; fixed: the tiles. Complex data double all but the check
+    and a norm's output.
     """
     budget = parse_memory(max_memory)
-    size = ex.dtype.itemsize
-    per_sample = 9 * M + (8 + size) * ex.n_components + (size * ex.n_out if stream else 0)
-    tile = n_workers() * LOC_TILE * 3 * min(n_times, TIME_TILE) * size if ex.group == 3 else 0
+    per_sample, tile = working_bytes(ex, n_times, M=M, stream=stream, complex_data=complex_data)
     samples = (budget - tile) // per_sample
     if samples < 1:
         raise ValueError(
@@ -335,6 +368,18 @@ def plan_blocks(ex: Expander, n_epochs: int, n_times: int, *, M: int, stream: bo
     logger.info("max_memory allows %d of %d samples of an epoch: chunking in time",
                 samples, n_times)
     return 1, int(samples)
+
+
+def working_bytes(ex: Expander, n_times: int, *, M: int, stream: bool,
+                  complex_data: bool = False) -> tuple[int, int]:
+    """(bytes per time sample, fixed bytes of tiles) of the working memory (see plan_blocks)."""
+    size = ex.dtype.itemsize
+    c = 2 if complex_data else 1
+    per_sample = (8 * c + 1) * M + (8 + size) * c * ex.n_components \
+        + (out_dtype(ex, complex_data).itemsize * ex.n_out if stream else 0)
+    tile = n_workers() * LOC_TILE * 3 * min(n_times, TIME_TILE) * size * c \
+        if ex.group == 3 else 0
+    return per_sample, tile
 
 
 # --------------------------------------------------------------------------- MNE data
@@ -349,10 +394,12 @@ class _Setup:
     rows: list
     per_block: int
     per_time: int
+    shape: tuple  # the whole result's (n_epochs, *out_shape, n_times), or without n_epochs
 
 
 def _setup(inst, kind, inverse_operator, *, n_epochs, n_times, stream, lambda2, method, nave,
            method_params, label, pick_ori, use_cps, dtype, max_memory) -> _Setup:
+    """Operator, expander, rows and block sizes (budgeted for complex data when they may be)."""
     _mne.check_instance(inst, kind)
     op = inverse_operator if isinstance(inverse_operator, InverseOperator) else \
         InverseOperator.from_mne(inverse_operator)
@@ -363,8 +410,10 @@ def _setup(inst, kind, inverse_operator, *, n_epochs, n_times, stream, lambda2, 
     ex = make_expander(op, kernel, a, dtype=dtype)
     rows = _mne.pick_rows(inst.ch_names, op)
     per_block, per_time = plan_blocks(ex, n_epochs, n_times, M=len(rows), stream=stream,
-                                      max_memory=max_memory)
-    return _Setup(op, ex, rows, per_block, per_time)
+                                      max_memory=max_memory,
+                                      complex_data=_mne.may_be_complex(inst))
+    shape = (*ex.out_shape, n_times) if kind == "raw" else (n_epochs, *ex.out_shape, n_times)
+    return _Setup(op, ex, rows, per_block, per_time, shape)
 
 
 def _epochs_setup(epochs, inverse_operator, *, stream, **options) -> _Setup:
@@ -406,20 +455,24 @@ def apply_inverse_epochs_array(epochs, inverse_operator, lambda2=1.0 / 9.0, meth
     -------
     data : ndarray of shape (n_epochs, n_sources, n_times) or (n_epochs, n_sources, 3, n_times)
         ``(…, 3, …)`` with ``pick_ori="vector"`` (x, y, z); sources in the
-        order of the operator's vertices (restricted to ``label``).
+        order of the operator's vertices (restricted to ``label``). In
+        ``dtype``; for complex epochs (e.g. after ``apply_hilbert``) complex128
+        or complex64, except the norm over orientations (pick_ori None on a
+        free/loose operator), which is real, √(Σ |x|²), as MNE-Python.
     """
     with _mne.log_level(verbose):
         s = _epochs_setup(epochs, inverse_operator, stream=False, lambda2=lambda2,
                           method=method, nave=nave, method_params=method_params, label=label,
                           pick_ori=pick_ori, use_cps=use_cps, dtype=dtype,
                           max_memory=max_memory)
-        out = empty((_mne.epoch_count(epochs), *s.ex.out_shape, len(epochs.times)),
-                    s.ex.dtype)
+        out = _Destination(lambda dt: empty(s.shape, dt))
         n = 0
         for block in _epoch_stream(s, epochs, nave, per_block=min(s.per_block, ARRAY_BLOCK),
                                    out=out):
             n = block.epochs.stop
-        return out if n == len(out) else out[:n].copy()  # fewer when epochs were dropped
+        if out.array is None:  # every epoch was dropped
+            return np.empty((0, *s.shape[1:]), s.ex.dtype)
+        return out.array if n == len(out.array) else out.array[:n].copy()  # some dropped
 
 
 def iter_inverse_epochs(epochs, inverse_operator, lambda2=1.0 / 9.0, method="dSPM", *,
@@ -440,15 +493,33 @@ def iter_inverse_epochs(epochs, inverse_operator, lambda2=1.0 / 9.0, method="dSP
     return _epoch_stream(s, epochs, nave)
 
 
-def _epoch_stream(s: _Setup, epochs, nave, *, per_block=None, out=None):
+class _Destination:
+    """The whole result, made at the first block: only the data tell real from complex.
+
+    ``create(dtype)`` makes it (an array, or a dataset in a file); calling the
+    destination with a dtype returns it, made on the first call.
+    """
+
+    def __init__(self, create):
+        self._create = create
+        self.array = None
+
+    def __call__(self, dtype):
+        if self.array is None:
+            self.array = self._create(dtype)
+        return self.array
+
+
+def _epoch_stream(s: _Setup, epochs, nave, *, per_block=None, out: _Destination | None = None):
     """Blocks of estimates; with ``out`` (n_epochs, …, n_times) each is computed in place there."""
     n = 0
     bar = _log.progress(total=_mne.epoch_count(epochs), desc="epochs", unit="epoch")
     for block in _mne.epoch_blocks(epochs, s.rows, per_block or s.per_block):
         block = _checked(block, s.op, epochs.info, nave, n == 0)
+        dtype = out_dtype(s.ex, np.iscomplexobj(block))
         for t0 in range(0, block.shape[-1], s.per_time):
             t = slice(t0, t0 + s.per_time)
-            dest = None if out is None else out[n:n + len(block), ..., t]
+            dest = None if out is None else out(dtype)[n:n + len(block), ..., t]
             data = expand(s.ex, project(s.ex, block[..., t]), dest)
             yield Block(slice(n, n + len(block)), slice(t0, t0 + data.shape[-1]), data)
         n += len(block)
@@ -511,9 +582,10 @@ def write_inverse_epochs(fname, epochs, inverse_operator, lambda2=1.0 / 9.0, met
     """Write the source estimates of epochs to an HDF5 file, block by block.
 
     The file holds dataset ``data`` of shape (n_epochs, n_sources[, 3],
-    n_times), chunked by epoch and tile of sources, with the vertices and
-    timing; read it back lazily with :func:`read_source_array`. Memory stays
-    under ``max_memory`` whatever the number of epochs. Other parameters as
+    n_times) — complex when the estimates are —, chunked by epoch and tile
+    of sources, with the vertices and timing; read it back lazily with
+    :func:`read_source_array`. Memory stays under ``max_memory`` whatever
+    the number of epochs. Other parameters as
     :func:`apply_inverse_epochs_array`.
     """
     with _mne.log_level(verbose):
@@ -521,14 +593,13 @@ def write_inverse_epochs(fname, epochs, inverse_operator, lambda2=1.0 / 9.0, met
                           method=method, nave=nave, method_params=method_params, label=label,
                           pick_ori=pick_ori, use_cps=use_cps, dtype=dtype,
                           max_memory=max_memory)
-        shape = (_mne.epoch_count(epochs), *s.ex.out_shape, len(epochs.times))
         with _open_output(fname, overwrite) as f:
-            dset = _create_data(f, shape, s.ex.dtype, epochs=True)
+            dset = _Destination(lambda dt: _create_data(f, s.shape, dt, epochs=True))
             written = 0
             for block in _epoch_stream(s, epochs, nave):
-                dset[block.epochs, ..., block.times] = block.data
+                dset(block.data.dtype)[block.epochs, ..., block.times] = block.data
                 written = block.epochs.stop
-            dset.resize(written, axis=0)
+            dset(s.ex.dtype).resize(written, axis=0)  # made here when every epoch was dropped
             _write_meta(f, s, tmin=epochs.times[0], tstep=1.0 / epochs.info["sfreq"],
                         events=epochs.events[:written], method=method, lambda2=lambda2,
                         pick_ori=pick_ori, nave=nave)
@@ -550,9 +621,9 @@ def write_inverse_raw(fname, raw, inverse_operator, lambda2=1.0 / 9.0, method="d
                                     label=label, pick_ori=pick_ori, use_cps=use_cps,
                                     dtype=dtype, max_memory=max_memory)
         with _open_output(fname, overwrite) as f:
-            dset = _create_data(f, (*s.ex.out_shape, stop - start), s.ex.dtype, epochs=False)
+            dset = _Destination(lambda dt: _create_data(f, s.shape, dt, epochs=False))
             for block in _raw_stream(s, raw, nave, start, stop):
-                dset[..., block.times] = block.data
+                dset(block.data.dtype)[..., block.times] = block.data
             _write_meta(f, s, tmin=start / raw.info["sfreq"],  # as MNE: from the first sample
                         tstep=1.0 / raw.info["sfreq"], events=None, method=method,
                         lambda2=lambda2, pick_ori=pick_ori, nave=nave)

@@ -226,6 +226,8 @@ def unit_problems(data: np.ndarray, ch_types, noise_std=None) -> list[str]:
     Parameters
     ----------
     data : ndarray of shape (M, n_times)
+        Real or complex (e.g. Hilbert-transformed): amplitudes are magnitudes
+        (``np.std`` of complex values is that of ``|x − mean|``).
     ch_types : sequence of str
         MNE channel type of each row ("mag", "grad", "eeg", ...).
     noise_std : ndarray of shape (M,) or None

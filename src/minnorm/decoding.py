@@ -197,8 +197,8 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
             _mne.check_channels(self.op_, X.info)
             rows = _mne.pick_rows(X.ch_names, self.op_)
             keep = slice(None) if self.times is None else self.times
-            return np.concatenate([block[:, :, keep]
-                                   for block in _mne.epoch_blocks(X, rows, 256)])
+            return _refuse_complex(np.concatenate([block[:, :, keep]
+                                                   for block in _mne.epoch_blocks(X, rows, 256)]))
         X = self._array(X)
         if self.times is not None:
             X = X[:, :, self.times]
@@ -209,10 +209,7 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         if sparse.issparse(X):
             raise TypeError("SourceTransformer does not support sparse input: pass a dense "
                             "array (n_epochs, n_channels[, n_times]) or mne.Epochs")
-        X = np.asarray(X)
-        if np.iscomplexobj(X):
-            raise ValueError("Complex data not supported: pass real sensor data")
-        X = X.astype(float, copy=False)
+        X = _refuse_complex(np.asarray(X)).astype(float, copy=False)
         if X.ndim == 2:
             X = X[:, :, np.newaxis]
         if X.ndim != 3 or X.shape[1] != len(self.ch_names_):
@@ -280,6 +277,14 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.requires_fit = True
         return tags
+
+
+def _refuse_complex(X):
+    """X, unless complex: scikit-learn estimators take real features (sklearn's own message)."""
+    if np.iscomplexobj(X):
+        raise ValueError("Complex data not supported: pass real sensor data (not e.g. "
+                         "Hilbert-transformed epochs)")
+    return X
 
 
 @dataclass(frozen=True)

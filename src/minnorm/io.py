@@ -273,6 +273,10 @@ def write_source_estimate(prefix, stc, *, ftype: str = "auto", overwrite: bool =
         The files (to be) written.
     """
     paths = stc_paths(prefix, _mne.stc_kind(stc), ftype=ftype)
+    if np.iscomplexobj(stc.data) and paths[0].suffix == ".stc":  # MNE refuses too
+        raise ValueError("complex source estimates (e.g. of Hilbert-transformed data) cannot be "
+                         "saved in MNE's .stc format, which holds real values: use ftype='h5' "
+                         "(command line: --format h5)")
     if outputs is None:
         with AtomicOutputs(paths, overwrite=overwrite) as own:
             _save_stc(stc, prefix, paths, own)
@@ -293,7 +297,9 @@ def _save_stc(stc, prefix, paths, outputs):
 # minnorm.write_inverse_epochs / write_inverse_raw, read by both readers below.
 #
 #   data          (n_epochs, n_locations[, 3], n_times) for epochs,
-#                 (n_locations[, 3], n_times) for continuous data
+#                 (n_locations[, 3], n_times) for continuous data; float64 or
+#                 float32, complex128 or complex64 when the estimates are complex
+#                 (of Hilbert-transformed data; h5py's (r, i) compound type)
 #   vertices/K    vertex numbers of source space K (int64)
 #   events        (n_epochs, 3), epochs only
 #   attrs         format, version, tmin, tstep, subject ("" for none), kind,

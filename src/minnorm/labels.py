@@ -32,7 +32,7 @@ from scipy import linalg
 from sklearn.cluster import KMeans
 
 from . import _log, _mne, batch
-from ._linalg import run_parallel
+from ._linalg import real_matmul, run_parallel
 from .apply import assemble
 from .kernel import prepare_kernel
 from .operator import InverseOperator
@@ -228,12 +228,17 @@ def _label_weights(ex, labels) -> np.ndarray:
 
 
 def _apply(plan: _Plan, data: np.ndarray) -> np.ndarray:
-    """Label time courses of sensor data (n, M, T) → (n, n_labels, *per_label, T)."""
+    """Label time courses of sensor data (n, M, T) → (n, n_labels, *per_label, T).
+
+    In the estimates' dtype, as MNE: complex for complex data unless the
+    estimates are norms (then max's |x| too is stored as complex).
+    """
     n, _, T = data.shape
     if plan.weights is not None:  # one row per label: straight from the sensors
-        return np.matmul(plan.weights, data).reshape(n, len(plan.labels), *plan.per_label, T)
+        return real_matmul(plan.weights, data).reshape(n, len(plan.labels), *plan.per_label, T)
     Y = batch.project(plan.ex, data)  # (n, r, T)
-    out = np.zeros((n, len(plan.labels), *plan.per_label, T))
+    out = np.zeros((n, len(plan.labels), *plan.per_label, T),
+                   batch.out_dtype(plan.ex, np.iscomplexobj(Y)))
 
     def work(i):
         lab = plan.labels[i]
@@ -248,9 +253,9 @@ def _apply(plan: _Plan, data: np.ndarray) -> np.ndarray:
 def _reduce(plan: _Plan, lab: _Label, Y: np.ndarray) -> np.ndarray:
     """One label, one epoch: (r, T) components → (*per_label, T)."""
     if plan.mode == "pca_flip" and lab.base is not None:
-        return _pca_flip(lab.base @ Y, lab.flip_q, lab.n)
+        return _pca_flip(real_matmul(lab.base, Y), lab.flip_q, lab.n)
     X = batch.expand_rows(lab.leads, Y[np.newaxis], group=plan.ex.group)[0] \
-        if plan.ex.group == 3 else lab.leads @ Y
+        if plan.ex.group == 3 else real_matmul(lab.leads, Y)
     if plan.per_label:  # vector: (n, 3, T)
         X = X.reshape(lab.n, 3, -1)
     if plan.mode == "mean":
@@ -263,22 +268,26 @@ def _reduce(plan: _Plan, lab: _Label, Y: np.ndarray) -> np.ndarray:
 
 
 def _pca_flip(B: np.ndarray, flip: np.ndarray, n: int) -> np.ndarray:
-    """sign(u₁·f) ‖B‖_F/√n v₁ from the top eigenpair of the smaller Gram matrix of B (m, T)."""
+    """sign(u₁·f) ‖B‖_F/√n v₁ᴴ from the top eigenpair of B's smaller Gram matrix; B (m, T).
+
+    For complex B (B = U Σ Vᴴ) as MNE on numpy ≥ 2: sign(z) = z/|z|, and
+    the result does not depend on the phase of the singular vectors.
+    """
     m, T = B.shape
     if m <= T:
-        lam, u = linalg.eigh(B @ B.T, subset_by_index=[m - 1, m - 1], driver="evr")
+        lam, u = linalg.eigh(B @ B.conj().T, subset_by_index=[m - 1, m - 1], driver="evr")
         s1, u = np.sqrt(max(lam[0], 0.0)), u[:, 0]
         if s1 == 0:
-            return np.zeros(T)
-        v = (u @ B) / s1
+            return np.zeros(T, B.dtype)
+        vh = (u.conj() @ B) / s1
     else:
-        lam, v = linalg.eigh(B.T @ B, subset_by_index=[T - 1, T - 1], driver="evr")
+        lam, v = linalg.eigh(B.conj().T @ B, subset_by_index=[T - 1, T - 1], driver="evr")
         s1, v = np.sqrt(max(lam[0], 0.0)), v[:, 0]
         if s1 == 0:
-            return np.zeros(T)
-        u = (B @ v) / s1
+            return np.zeros(T, B.dtype)
+        u, vh = (B @ v) / s1, v.conj()
     scale = np.linalg.norm(B) / np.sqrt(n)
-    return np.sign(u @ flip) * scale * v
+    return np.sign(u @ flip) * scale * vh
 
 
 def apply_plan(plan: _Plan, data: np.ndarray, *, max_memory=None) -> np.ndarray:
@@ -286,7 +295,8 @@ def apply_plan(plan: _Plan, data: np.ndarray, *, max_memory=None) -> np.ndarray:
     n, M, T = data.shape
     if plan.weights is not None or n == 0:  # one (n_labels × M) product: nothing to bound
         return _apply(plan, data)
-    per_block, _ = batch.plan_blocks(plan.ex, n, T, M=M, stream=True, max_memory=max_memory)
+    per_block, _ = batch.plan_blocks(plan.ex, n, T, M=M, stream=True, max_memory=max_memory,
+                                     complex_data=np.iscomplexobj(data))
     per_block = max(per_block, 1)  # labels: one epoch's components always fit
     return np.concatenate([_apply(plan, data[e:e + per_block])
                            for e in range(0, n, per_block)])
@@ -294,7 +304,8 @@ def apply_plan(plan: _Plan, data: np.ndarray, *, max_memory=None) -> np.ndarray:
 
 def _epochs(plan, op, epochs, rows, nave, max_memory):
     per_block, _ = batch.plan_blocks(plan.ex, _mne.epoch_count(epochs), len(epochs.times),
-                                     M=len(rows), stream=True, max_memory=max_memory)
+                                     M=len(rows), stream=True, max_memory=max_memory,
+                                     complex_data=_mne.may_be_complex(epochs))
     per_block = max(per_block, 1)  # labels: one epoch's components always fit
     out, n = [], 0
     for block in _mne.epoch_blocks(epochs, rows, per_block):
@@ -316,13 +327,16 @@ def _raw(plan, op, raw, rows, nave, start, stop, max_memory):
         step = stop - start
     else:
         _, step = batch.plan_blocks(plan.ex, 1, stop - start, M=len(rows), stream=True,
-                                    max_memory=max_memory)
-    out = np.zeros((len(plan.labels), *plan.per_label, stop - start))
+                                    max_memory=max_memory,
+                                    complex_data=_mne.may_be_complex(raw))
+    out = None
     for t0 in range(start, stop, step):
         data = _mne.raw_segment(raw, rows, t0, min(t0 + step, stop))
         _mne.check_data(data, op, raw.info, nave=nave, units=t0 == start)
-        out[..., t0 - start:t0 - start + data.shape[1]] = \
-            _apply(plan, data[np.newaxis])[0]
+        tc = _apply(plan, data[np.newaxis])[0]
+        if out is None:  # real or complex: as the estimates
+            out = np.zeros((len(plan.labels), *plan.per_label, stop - start), tc.dtype)
+        out[..., t0 - start:t0 - start + data.shape[1]] = tc
     return out
 
 
