@@ -421,3 +421,23 @@ def test_nan_estimate_is_never_written(files, tmp_path, capsys, monkeypatch):
     assert code == 1 and err.count("\n") == 1, err
     assert "the dSPM estimate has 1 NaN or Inf values, so nothing was written" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_complex_data_are_written_as_hdf5(files, evoked_one, tmp_path, capsys):
+    """Hilbert-transformed data: MNE's .stc holds no complex values, so auto gives -stc.h5
+    (with MNE-Python's numbers) and --format stc is refused before any work."""
+    path = _save_evoked(tmp_path / "hilbert-ave.fif", evoked_one.copy().apply_hilbert())
+    base = ["apply", *model(files, files.fwd_surf), "--evoked", path, "--pick-ori", "normal"]
+    code, _, err = run(capsys, *base, "--format", "stc", "--out", tmp_path / "s")
+    assert code == 1 and "the data are complex" in err and "--format h5" in err, err
+    code, _, err = run(capsys, *base, "--out", tmp_path / "x")
+    assert code == 0, err
+    stc = mne.read_source_estimate(tmp_path / "x-stc.h5")
+    assert np.iscomplexobj(stc.data)
+    evoked = mne.read_evokeds(path, verbose="error")[0]
+    inv = mne.minimum_norm.make_inverse_operator(
+        evoked.info, mne.read_forward_solution(files.fwd_surf, verbose="error"),
+        mne.read_cov(files.cov, verbose="error"), verbose="error")
+    ref = mne.minimum_norm.apply_inverse(evoked, inv, 1 / 9, "dSPM", pick_ori="normal",
+                                         verbose="error")
+    np.testing.assert_allclose(stc.data, ref.data, rtol=1e-6, atol=1e-6 * np.abs(ref.data).max())

@@ -125,9 +125,10 @@ def run_apply(request: ApplyRequest) -> ApplyResult:
         if request.label is not None:
             label = _fif.read_label(request.label)
             _mne.label_vertices(label, src, mri_head_t)  # subject, hemisphere, overlap
+        complex_data = _is_complex(data)
         kind = estimate_kind(src.kind, request.pick_ori)
-        plan = _plan(request, kind, data)
-        _check_memory(request, data, src)
+        plan = _plan(request, kind, data, complex_data)
+        _check_memory(request, data, src, complex_data)
         bar.update()
         with AtomicOutputs(plan.all_paths, overwrite=request.overwrite) as outputs:
             bar.set_description_str("inverse operator")
@@ -198,6 +199,7 @@ class _Plan:
     estimate_paths: list  # all files of the estimates
     inverse: Path | None
     array: Path | None  # epochs array file
+    ftype: str = "auto"  # of the estimates: "h5" for complex data
 
     @property
     def all_paths(self) -> list:
@@ -205,7 +207,14 @@ class _Plan:
         return list(self.estimate_paths) + extra
 
 
-def _check_memory(request, data, src) -> None:
+def _is_complex(data) -> bool:
+    """Complex data (e.g. Hilbert-transformed): epochs show it in their first epoch."""
+    if _mne.data_kind(data) == "epochs":
+        return bool(len(data.events)) and np.iscomplexobj(data.get_data(item=0))
+    return _mne.may_be_complex(data)
+
+
+def _check_memory(request, data, src, complex_data) -> None:
     """One estimate (an epoch's, the evoked's, the raw window's) must fit in memory."""
     n_rows = sum(int(s["nuse"]) for s in src) * (3 if request.pick_ori == "vector" else 1)
     if request.data_kind == "raw":
@@ -215,14 +224,15 @@ def _check_memory(request, data, src) -> None:
         n_times = max(hi - lo, 1)
     else:
         n_times = len(data.times)
-    n_bytes = 2 * 8 * n_rows * n_times  # the estimate, and as much again while it is made
+    per_value = 16 if complex_data else 8
+    n_bytes = 2 * per_value * n_rows * n_times  # the estimate, and as much again while made
     fix = ("choose a shorter window with --tmin/--tmax" if request.data_kind == "raw"
            else "use a coarser source space or a --label")
     check_memory(n_bytes, f"the {request.data_kind} estimate ({n_rows} source rows × "
                           f"{n_times} samples)", fix)
 
 
-def _plan(request, kind, data) -> _Plan:
+def _plan(request, kind, data, complex_data) -> _Plan:
     out = user_path(request.out)
     if out.is_dir():
         raise IsADirectoryError(f"--out {out} is a folder: give a file prefix inside it, "
@@ -236,8 +246,14 @@ def _plan(request, kind, data) -> _Plan:
         prefixes = [out.with_name(f"{out.name}-epoch{k:0{width}d}") for k in range(n)]
     else:
         prefixes = [out]
-    paths = [p for prefix in prefixes for p in stc_paths(prefix, kind, ftype=request.ftype)]
-    return _Plan(prefixes, paths, inverse, None)
+    ftype = request.ftype
+    if complex_data:  # MNE's .stc holds real values only; its HDF5 format holds complex ones
+        if ftype == "stc":
+            raise ValueError("the data are complex (e.g. Hilbert-transformed) and MNE's .stc "
+                             "format holds real values only: use --format h5 (or auto)")
+        ftype = "h5"
+    paths = [p for prefix in prefixes for p in stc_paths(prefix, kind, ftype=ftype)]
+    return _Plan(prefixes, paths, inverse, None, ftype)
 
 
 # --------------------------------------------------------------------------
@@ -250,13 +266,13 @@ def _estimate(request, data, inv, label, plan, outputs) -> Peak:
               label=label)
     if request.data_kind == "evoked":
         stc = _finite(apply_inverse(data, inv, **kw), request)
-        write_source_estimate(plan.prefixes[0], stc, ftype=request.ftype, outputs=outputs)
+        write_source_estimate(plan.prefixes[0], stc, ftype=plan.ftype, outputs=outputs)
         return _peak(stc, inv), stc.times
     if request.data_kind == "raw":
         start, stop = _raw_window(data, request)
         stc = _finite(apply_inverse_raw(data, inv, start=start, stop=stop, buffer_size=10_000,
                                         **kw), request)
-        write_source_estimate(plan.prefixes[0], stc, ftype=request.ftype, outputs=outputs)
+        write_source_estimate(plan.prefixes[0], stc, ftype=plan.ftype, outputs=outputs)
         return _peak(stc, inv), stc.times
     stcs = apply_inverse_epochs(data, inv, return_generator=True, **kw)
     best = None
@@ -273,7 +289,7 @@ def _estimate(request, data, inv, label, plan, outputs) -> Peak:
             if writer is not None:
                 writer.write(k, stc)
             else:
-                write_source_estimate(plan.prefixes[k], stc, ftype=request.ftype,
+                write_source_estimate(plan.prefixes[k], stc, ftype=plan.ftype,
                                       outputs=outputs)
             peak = _peak(stc, inv, epoch=k)
             best = peak if best is None or peak.value > best.value else best
