@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vs_mne import GiB, machine, measure  # noqa: E402
 
 import minnorm  # noqa: E402
-from minnorm.decode_demo import WINDOW, simulate_levels  # noqa: E402
+from minnorm.teaching.decode_demo import WINDOW, simulate_levels  # noqa: E402
 from minnorm.decoding import SourceTransformer  # noqa: E402
-from minnorm.template import load_template  # noqa: E402
+from minnorm.teaching.template import load_template  # noqa: E402
 
 LAMBDA2 = 1.0  # single trials: SNR ≈ 1
 

@@ -7,7 +7,7 @@
 Workloads
 ---------
 template  the template cortex at full fsaverage5 resolution (20 484 sources, loose 0.2,
-          depth 0.8, 306 MEG channels, one-layer BEM; minnorm.template), simulated data
+          depth 0.8, 306 MEG channels, one-layer BEM; minnorm.teaching.template), simulated data
 sample    MNE's real "sample" recording (Left Auditory evoked, 366 MEG+EEG channels, its
           noise covariance) with the template cortex placed in the sample head (ico4,
           5124 sources, three-layer BEM; built as tests/conftest.py does, cached by pytest)
@@ -16,7 +16,7 @@ Each does make_inverse_operator; apply_inverse on the 421-sample evoked for MNE,
 sLORETA and eLORETA; apply_inverse_epochs on 200 epochs × 421 samples (dSPM, pick_ori None
 and "normal"; MNE's list of estimates vs minnorm's ``return_array=True``, in float64 and
 float32); and label time courses of 68 labels (a k-means stand-in for the aparc atlas,
-``minnorm.labels.parcellate``) over those epochs, MNE's apply_inverse_epochs generator +
+``minnorm.inverse.labels.parcellate``) over those epochs, MNE's apply_inverse_epochs generator +
 mne.extract_label_time_course vs minnorm.extract_label_time_course.
 
 MNE and minnorm alternate, each call ``--repeats`` times; the table gives medians, their
@@ -47,7 +47,7 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 import minnorm
-from minnorm.labels import parcellate
+from minnorm.inverse.labels import parcellate
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDA2 = 1.0 / 9.0
@@ -179,8 +179,8 @@ class Inputs:
 
 
 def template_inputs(spacing: str, n_epochs: int) -> Inputs:
-    from minnorm import simulate
-    from minnorm.template import load_template
+    from minnorm.teaching import simulate
+    from minnorm.teaching.template import load_template
 
     head = load_template(spacing=spacing, progress=False)
     sim = simulate.simulate_epochs(head, n_epochs=n_epochs, tmin=-0.2, tmax=0.5, sfreq=600.0,

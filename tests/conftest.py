@@ -259,7 +259,7 @@ def pytest_terminal_summary(terminalreporter):
 def one_blas():
     """One BLAS thread: the template tests make many small LAPACK calls, which
     spinning OpenBLAS threads slow down badly when the CPU is shared."""
-    from minnorm.template import one_blas_thread
+    from minnorm.teaching.template import one_blas_thread
 
     with one_blas_thread():
         yield
@@ -274,6 +274,6 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def head(cache_dir):
     """The ico4 template head with the sphere conductor (fast to build)."""
-    from minnorm.template import load_template
+    from minnorm.teaching.template import load_template
 
     return load_template(spacing="ico4", conductor="sphere", cache_dir=cache_dir, progress=False)

@@ -1,4 +1,4 @@
-"""The batched, streaming path (minnorm.batch) equals the per-epoch path and MNE-Python.
+"""The batched, streaming path (minnorm.inverse.stream) equals the per-epoch path and MNE-Python.
 
 On the real sample recording (12 noisy epochs of the "Left Auditory" evoked,
 366 MEG+EEG channels) with the template-cortex forward: one array for all
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import minnorm
-from minnorm import batch
-from minnorm._linalg import svd_wide
-from minnorm.kernel import prepare_kernel
+from minnorm.inverse import stream as batch
+from minnorm.engine.linalg import svd_wide
+from minnorm.engine.kernel import prepare_kernel
 
 LAMBDA2 = 1.0 / 9.0
 TOL = {"MNE": 1e-6, "dSPM": 1e-6, "sLORETA": 1e-6, "eLORETA": 1e-3}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import minnorm._mne
-import minnorm.checks
+import minnorm.engine.checks
 from _cli_files import CONDITION, evoked_args, evoked_one, files, run, snapshot  # noqa: F401
 
 
@@ -272,7 +272,7 @@ def test_output_folder(files, tmp_path, capsys, monkeypatch, case):
         out, pattern = tmp_path / "results", r"--out .*results is a folder: give a file prefix"
     else:  # root may write anywhere: make the check see a read-only folder
         real = os.access
-        monkeypatch.setattr(minnorm.checks.os, "access",
+        monkeypatch.setattr(minnorm.engine.checks.os, "access",
                             lambda p, mode: False if Path(p) == tmp_path else real(p, mode))
         out, pattern = tmp_path / "x", r"the output folder .* is not writable"
     before = snapshot(tmp_path)
@@ -282,7 +282,7 @@ def test_output_folder(files, tmp_path, capsys, monkeypatch, case):
 
 
 def test_raw_window_too_large_for_memory(files, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(minnorm.checks, "available_memory", lambda: 2**20)
+    monkeypatch.setattr(minnorm.engine.checks, "available_memory", lambda: 2**20)
     code, _, err = run(capsys, "apply", *model(files), "--raw", files.raw, "--out",
                        tmp_path / "x")
     assert code == 1 and err.count("\n") == 1, err
@@ -407,16 +407,16 @@ def test_option_values_outside_their_domain(capsys, tmp_path, argv, pattern):
 
 def test_nan_estimate_is_never_written(files, tmp_path, capsys, monkeypatch):
     """The last guard: an estimate with NaN is refused before anything is written."""
-    import minnorm.workflow
+    import minnorm.cli.workflow
 
-    real = minnorm.workflow.apply_inverse
+    real = minnorm.cli.workflow.apply_inverse
 
     def nan_estimate(*args, **kwargs):
         stc = real(*args, **kwargs)
         stc.data[3, 4] = np.nan
         return stc
 
-    monkeypatch.setattr(minnorm.workflow, "apply_inverse", nan_estimate)
+    monkeypatch.setattr(minnorm.cli.workflow, "apply_inverse", nan_estimate)
     code, _, err = run(capsys, *evoked_args(files), "--out", tmp_path / "x")
     assert code == 1 and err.count("\n") == 1, err
     assert "the dSPM estimate has 1 NaN or Inf values, so nothing was written" in err

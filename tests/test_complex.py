@@ -18,9 +18,9 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import minnorm
-from minnorm import batch
+from minnorm.inverse import stream as batch
 from minnorm.io import read_estimates_array, write_source_estimate
-from minnorm.labels import parcellate
+from minnorm.inverse.labels import parcellate
 
 LAMBDA2 = 1.0 / 9.0
 TOL = {"MNE": 1e-6, "dSPM": 1e-6, "sLORETA": 1e-6, "eLORETA": 1e-3}

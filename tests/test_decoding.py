@@ -164,7 +164,7 @@ def test_fast_path_gives_the_same_predictions(op, labelled_epochs, model):
 
 def _small_budget(epochs) -> int:
     """Working memory for the orientation-norm tiles and a few epochs' components only."""
-    from minnorm import batch
+    from minnorm.inverse import stream as batch
 
     tiles = batch.n_workers() * batch.LOC_TILE * 3 * len(epochs.times) * 8
     return tiles + 4_000_000
@@ -172,7 +172,7 @@ def _small_budget(epochs) -> int:
 
 @pytest.fixture(scope="module")
 def labels(op):
-    from minnorm.labels import parcellate
+    from minnorm.inverse.labels import parcellate
 
     return parcellate(op.src, 8, seed=0)
 
@@ -230,7 +230,7 @@ def test_haufe_pattern_recovers_the_generating_direction():
 
 
 def test_decode_demo_reads_out_the_late_source_only(tmp_path, cache_dir, monkeypatch):
-    from minnorm.decode_demo import WINDOW, run_decode_demo
+    from minnorm.teaching.decode_demo import WINDOW, run_decode_demo
 
     monkeypatch.setenv("MINNORM_CACHE_DIR", str(cache_dir))
     r = run_decode_demo(out=tmp_path, n_epochs=150, n_permutations=3, cv=3, progress=False,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from minnorm.demo import run_demo
-from minnorm.template import load_template
+from minnorm.teaching.demo import run_demo
+from minnorm.teaching.template import load_template
 
 FIGURES = ["maps-100ms", "maps-300ms", "time-courses", "l-curve", "surface-bias", "dipoles"]
 
@@ -114,7 +114,7 @@ def test_an_existing_estimate_stops_the_run_before_any_work(cache, monkeypatch, 
     """Every output is checked up front: one old estimate (or a folder in the way of one)
     stops the demo before it computes, and nothing is written."""
     monkeypatch.setenv("MINNORM_CACHE_DIR", str(cache))
-    monkeypatch.setattr("minnorm.demo.load_template", lambda **kw: pytest.fail("computed"))
+    monkeypatch.setattr("minnorm.teaching.demo.load_template", lambda **kw: pytest.fail("computed"))
     (tmp_path / "demo-dSPM-rh.stc").write_bytes(b"an earlier result")
     with pytest.raises(FileExistsError, match=r"demo-dSPM-rh\.stc exists: pass --overwrite"):
         run_demo(out=tmp_path, progress=False, echo=lambda *a: None)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import minnorm
-from minnorm.dipole import fit_dipole_scan
-from minnorm.kernel import prepare_kernel
-from minnorm.metrics import explained_variance, lcurve, localisation
+from minnorm.teaching.dipole import fit_dipole_scan
+from minnorm.engine.kernel import prepare_kernel
+from minnorm.teaching.metrics import explained_variance, lcurve, localisation
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minnorm
-from minnorm import checks
+from minnorm.engine import checks
 from minnorm._log import MinnormWarning
 
 

@@ -11,8 +11,8 @@ import pytest
 
 import minnorm
 import minnorm.io
-from minnorm import checks
-from minnorm.batch import parse_memory
+from minnorm.engine import checks
+from minnorm.inverse.stream import parse_memory
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import minnorm
-from minnorm.labels import MODES, parcellate
+from minnorm.inverse.labels import MODES, parcellate
 
 LAMBDA2 = 1.0 / 9.0
 TOL = 1e-6

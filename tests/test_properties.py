@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import minnorm
-from minnorm.apply import apply_assembled, assemble
-from minnorm.kernel import prepare_kernel
+from minnorm.inverse.apply import apply_assembled, assemble
+from minnorm.engine.kernel import prepare_kernel
 
 
 @pytest.fixture(scope="module")

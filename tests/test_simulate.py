@@ -9,9 +9,9 @@ import mne
 import numpy as np
 import pytest
 
-from minnorm.metrics import localisation
+from minnorm.teaching.metrics import localisation
 
-from minnorm.simulate import (
+from minnorm.teaching.simulate import (
     NoiseModel,
     Source,
     default_sources,
@@ -20,7 +20,7 @@ from minnorm.simulate import (
     simulate_evoked,
     source_waveforms,
 )
-from minnorm.template import load_template, one_blas_thread, source_depth
+from minnorm.teaching.template import load_template, one_blas_thread, source_depth
 
 
 pytestmark = pytest.mark.usefixtures("one_blas")  # see conftest.py

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from nilearn import datasets
 
-from minnorm import template
-from minnorm.template import (
+from minnorm.teaching import template
+from minnorm.teaching.template import (
     Surface,
     cache_root,
     check_placement,

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import minnorm
-from minnorm.kernel import check_lambda2, check_method, regularized_inverse
-from minnorm.priors import (DepthOptions, depth_prior, orient_prior, surface_frames,
+from minnorm.engine.kernel import check_lambda2, check_method, regularized_inverse
+from minnorm.engine.priors import (DepthOptions, depth_prior, orient_prior, surface_frames,
                             to_surface_orientation, triage_loose)
-from minnorm.whitening import compute_whitener, make_projector
+from minnorm.engine.whitening import compute_whitener, make_projector
 
 
 def test_projector_is_an_orthogonal_projection_removing_its_vectors():

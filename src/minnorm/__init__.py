@@ -7,8 +7,8 @@ weighted gain.
 
 from ._log import MinnormWarning
 from ._version import __version__
-from .apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
-from .batch import (
+from .inverse.apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
+from .inverse.stream import (
     iter_inverse_epochs,
     iter_inverse_raw,
     read_source_array,
@@ -16,9 +16,9 @@ from .batch import (
     write_inverse_raw,
 )
 from .io import read_inverse_operator, write_inverse_operator
-from .kernel import Kernel, prepare_kernel
-from .labels import extract_label_time_course
-from .operator import InverseOperator, make_inverse_operator
+from .engine.kernel import Kernel, prepare_kernel
+from .inverse.labels import extract_label_time_course
+from .inverse.operator import InverseOperator, make_inverse_operator
 
 __all__ = [
     "__version__",

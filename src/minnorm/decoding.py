@@ -31,11 +31,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _mne
-from .apply import assemble
-from .batch import apply_array, check_dtype, make_expander, parse_memory
-from .kernel import check_lambda2, check_method, prepare_kernel
-from .labels import apply_plan, as_list, make_plan
-from .operator import InverseOperator
+from .inverse.apply import assemble
+from .inverse.stream import apply_array, check_dtype, make_expander, parse_memory
+from .engine.kernel import check_lambda2, check_method, prepare_kernel
+from .inverse.labels import apply_plan, as_list, make_plan
+from .inverse.operator import InverseOperator
 
 __all__ = ["SourceTransformer", "TimeDecoding", "decode_over_time", "haufe_pattern"]
 

@@ -23,9 +23,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import viz
-from .decoding import SourceTransformer, decode_over_time, haufe_pattern
-from .operator import make_inverse_operator
-from .io import AtomicOutputs, check_new_outputs, write_text_output
+from ..decoding import SourceTransformer, decode_over_time, haufe_pattern
+from ..inverse.operator import make_inverse_operator
+from ..io import AtomicOutputs, check_new_outputs, write_text_output
 from .report import figure_block, html_page, table_block
 from .simulate import Source, simulate_epochs
 from .template import load_template, one_blas_thread

@@ -18,9 +18,9 @@ from typing import Literal
 
 import numpy as np
 
-from . import _mne
-from ._linalg import svd_wide
-from .priors import (
+from .. import _mne
+from ..engine.linalg import svd_wide
+from ..engine.priors import (
     DepthOptions,
     depth_prior,
     orient_prior,
@@ -29,7 +29,7 @@ from .priors import (
     to_surface_orientation,
     triage_loose,
 )
-from .whitening import Whitener, compute_whitener
+from ..engine.whitening import Whitener, compute_whitener
 
 __all__ = ["InverseOperator", "make_inverse_operator"]
 

@@ -31,10 +31,12 @@ import numpy as np
 from scipy import linalg
 from sklearn.cluster import KMeans
 
-from . import _log, _mne, batch
-from ._linalg import real_matmul, run_parallel
+from .. import _log
+from .. import _mne
+from . import stream as batch
+from ..engine.linalg import real_matmul, run_parallel
 from .apply import assemble
-from .kernel import prepare_kernel
+from ..engine.kernel import prepare_kernel
 from .operator import InverseOperator
 
 __all__ = ["MODES", "extract_label_time_course", "parcellate"]

@@ -19,10 +19,10 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import _log
-from ._version import __version__
-from .checks import check_depth, check_loose, check_snr
-from .kernel import METHODS, check_lambda2
+from .. import _log
+from .._version import __version__
+from ..engine.checks import check_depth, check_loose, check_snr
+from ..engine.kernel import METHODS, check_lambda2
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -343,7 +343,7 @@ def _add_decode_demo(sub):
 
 
 def _run_demo(parser, args) -> int:
-    from .demo import run_demo
+    from ..teaching.demo import run_demo
 
     run_demo(out=args.out, snr=args.snr, seed=args.seed, spacing=args.spacing,
              open_browser=args.open, overwrite=args.overwrite, progress=not args.quiet,
@@ -352,7 +352,7 @@ def _run_demo(parser, args) -> int:
 
 
 def _run_decode_demo(parser, args) -> int:
-    from .decode_demo import run_decode_demo
+    from ..teaching.decode_demo import run_decode_demo
 
     run_decode_demo(out=args.out, n_epochs=args.epochs, seed=args.seed,
                     n_permutations=args.permutations, overwrite=args.overwrite,
@@ -499,7 +499,7 @@ def main(argv=None) -> int:
         return EXIT_OK
     prog = f"minnorm {args.command}"
     try:
-        from . import _mne
+        from .. import _mne
 
         level = "INFO" if args.verbose else "WARNING"
         with warnings.catch_warnings(), _log.show_progress(not getattr(args, "quiet", False)), \
@@ -526,7 +526,3 @@ def main(argv=None) -> int:
         print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} (run again "
               "with --debug for the traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _mne
-from .checks import check_output_dir, user_path
-from .operator import InverseOperator
+from .. import _mne
+from ..engine.checks import check_output_dir, user_path
+from ..inverse.operator import InverseOperator
 
 __all__ = [
     "read_inverse_operator",
@@ -59,7 +59,7 @@ def read_inverse_operator(fname, *, verbose=None) -> InverseOperator:
         The file is not a FIF file, is damaged, or holds something else
         (a forward solution, a covariance...).
     """
-    from . import _fif
+    from . import fif as _fif
 
     with _mne.log_level(verbose):
         return InverseOperator.from_mne(_fif.read_inverse(fname, option="fname"))

@@ -14,11 +14,12 @@ from typing import Literal
 
 import numpy as np
 
-from . import _log, _mne
-from ._linalg import real_matmul
-from .kernel import Kernel, prepare_kernel
+from .. import _log
+from .. import _mne
+from ..engine.linalg import real_matmul
+from ..engine.kernel import Kernel, prepare_kernel
 from .operator import InverseOperator
-from .priors import surface_frames
+from ..engine.priors import surface_frames
 
 __all__ = [
     "Assembled",
@@ -137,7 +138,7 @@ def apply_assembled(a: Assembled, data: np.ndarray) -> np.ndarray:
         Complex for complex data, except the norm over orientations
         (``a.combine``), which is real: √(Σ |x|²), as MNE-Python.
     """
-    from .batch import expand_rows  # tiled on every core, the norm fused (no import cycle)
+    from .stream import expand_rows  # tiled on every core, the norm fused (no import cycle)
 
     norm = a.noise_norm
     if norm is not None and a.vector and len(a.leads) != len(norm):
@@ -242,7 +243,7 @@ def apply_inverse_epochs(epochs, inverse_operator, lambda2, method="dSPM", label
     returned array.
     """
     if return_array:
-        from . import batch
+        from . import stream as batch
 
         run = batch.iter_inverse_epochs if return_generator else batch.apply_inverse_epochs_array
         return run(epochs, inverse_operator, lambda2, method, label=label, nave=nave,

@@ -16,9 +16,9 @@ import mne
 import numpy as np
 from mne.io.constants import FIFF
 
-from . import checks
-from ._log import warn
-from .whitening import Whitener, make_projector
+from ..engine import checks
+from .._log import warn
+from ..engine.whitening import Whitener, make_projector
 
 logger = logging.getLogger("minnorm")
 

@@ -23,8 +23,8 @@ from typing import Literal
 
 import numpy as np
 
-from . import _eloreta
-from ._linalg import svd_wide
+from . import eloreta as _eloreta
+from .linalg import svd_wide
 from .checks import name_list
 from .whitening import Whitener
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernel import regularized_inverse
+from ..engine.kernel import regularized_inverse
 
 __all__ = ["Localisation", "localisation", "LCurve", "lcurve", "explained_variance"]
 

@@ -39,8 +39,8 @@ import nibabel as nib
 import numpy as np
 from scipy.spatial import ConvexHull, cKDTree
 
-from ._version import __version__
-from .checks import user_path
+from .._version import __version__
+from ..engine.checks import user_path
 
 __all__ = [
     "Placement",

@@ -18,12 +18,14 @@ from typing import Literal
 
 import numpy as np
 
-from . import _fif, _log, _mne
-from .apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
-from .checks import check_finite, check_memory, check_time_window, user_path
-from .io import AtomicOutputs, EpochsArrayWriter, stc_paths, write_source_estimate
-from .operator import InverseOperator, make_inverse_operator
-from .story import forward_story
+from ..io import fif as _fif
+from .. import _log
+from .. import _mne
+from ..inverse.apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
+from ..engine.checks import check_finite, check_memory, check_time_window, user_path
+from ..io import AtomicOutputs, EpochsArrayWriter, stc_paths, write_source_estimate
+from ..inverse.operator import InverseOperator, make_inverse_operator
+from ..teaching.story import forward_story
 
 __all__ = ["ApplyRequest", "ApplyResult", "run_apply", "tell_story_from_files"]
 

@@ -36,11 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _log, _mne
-from ._linalg import complex_dtype, n_workers, real_dtype, real_matmul, run_parallel
+from .. import _log
+from .. import _mne
+from ..engine.linalg import complex_dtype, n_workers, real_dtype, real_matmul, run_parallel
 from .apply import Assembled, assemble
-from .io import SourceArrayFile, h5py, read_source_array, write_array_header
-from .kernel import Kernel, prepare_kernel
+from ..io import SourceArrayFile, h5py, read_source_array, write_array_header
+from ..engine.kernel import Kernel, prepare_kernel
 from .operator import InverseOperator
 
 __all__ = [

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from ._linalg import chunks, run_parallel
+from .linalg import chunks, run_parallel
 
 __all__ = [
     "DepthOptions",

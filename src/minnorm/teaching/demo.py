@@ -20,12 +20,12 @@ import mne
 import numpy as np
 
 from . import viz
-from .apply import apply_inverse
+from ..inverse.apply import apply_inverse
 from .dipole import fit_dipoles
-from .kernel import METHODS, prepare_kernel
+from ..engine.kernel import METHODS, prepare_kernel
 from .metrics import explained_variance, lcurve, localisation
-from .operator import make_inverse_operator
-from .io import AtomicOutputs, check_new_outputs, write_source_estimate, write_text_output
+from ..inverse.operator import make_inverse_operator
+from ..io import AtomicOutputs, check_new_outputs, write_source_estimate, write_text_output
 from .report import figure_block, html_page, table_block, text_block
 from .simulate import simulate_evoked
 from .story import forward_story
