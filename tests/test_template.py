@@ -200,6 +200,8 @@ def test_bem_meg_rows_and_sphere_eeg_rows_are_merged(eeg_heads):
 
     merged = eeg_heads["bem", True]
     assert merged.bem["is_sphere"] is False and merged.eeg_sphere["is_sphere"]
+    # exact: every build runs on one BLAS thread (one_blas_thread in _build_entry), so the
+    # same computation gives the same bits
     np.testing.assert_array_equal(rows(merged, "meg"), rows(eeg_heads["bem", False], "meg"))
     np.testing.assert_array_equal(rows(merged, "eeg"), rows(eeg_heads["sphere", True], "eeg"))
     # BEM and sphere really differ for MEG, so the equality above is not trivial
@@ -253,6 +255,7 @@ def test_broken_cache_is_detected_and_rebuilt(tmp_path, caplog, how, message):
     assert second.built
     assert any(message in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
     assert _manifest(second.cache_path)["build_id"] != build_id
+    # exact: both builds run on one BLAS thread (one_blas_thread in _build_entry)
     np.testing.assert_array_equal(second.forward["sol"]["data"], first.forward["sol"]["data"])
     assert not load_template(**kw).built  # and it is valid again
     assert not list(tmp_path.rglob(".tmp-*"))  # no temporary files left behind
