@@ -16,7 +16,7 @@ Each does make_inverse_operator; apply_inverse on the 421-sample evoked for MNE,
 sLORETA and eLORETA; apply_inverse_epochs on 200 epochs × 421 samples (dSPM, pick_ori None
 and "normal"; MNE's list of estimates vs minnorm's ``return_array=True``, in float64 and
 float32); and label time courses of 68 labels (a k-means stand-in for the aparc atlas,
-``minnorm.inverse.labels.parcellate``) over those epochs, MNE's apply_inverse_epochs generator +
+``minnorm.teaching.parcellate.parcellate``) over those epochs, MNE's apply_inverse_epochs generator +
 mne.extract_label_time_course vs minnorm.extract_label_time_course.
 
 MNE and minnorm alternate, each call ``--repeats`` times; the table gives medians, their
@@ -47,7 +47,7 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 import minnorm
-from minnorm.inverse.labels import parcellate
+from minnorm.teaching.parcellate import parcellate
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDA2 = 1.0 / 9.0

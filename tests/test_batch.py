@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import minnorm
+from minnorm.engine import expand, linalg
 from minnorm.inverse import stream as batch
 from minnorm.engine.linalg import svd_wide
 from minnorm.engine.kernel import prepare_kernel
@@ -47,7 +48,7 @@ def budget_for(ex, n_times, *, M, epochs=None, samples=None):
     """The max_memory that plan_blocks turns into exactly ``epochs`` epochs (or ``samples``)."""
     size = ex.dtype.itemsize
     per_sample = 9 * M + (8 + size) * ex.n_components + size * ex.n_out
-    tile = batch.n_workers() * batch.LOC_TILE * 3 * min(n_times, batch.TIME_TILE) * size \
+    tile = linalg.n_workers() * expand.LOC_TILE * 3 * min(n_times, expand.TIME_TILE) * size \
         if ex.group == 3 else 0
     return tile + per_sample * (n_times * epochs if samples is None else samples)
 
@@ -88,7 +89,7 @@ def test_array_with_label_and_fixed(evoked_meeg, fwd_surf_meeg, noise_cov, epoch
 def test_chunks_of_any_size_equal_one_array(ops, epochs_meeg, pick_ori):
     _, op = ops
     whole = batch.apply_inverse_epochs_array(epochs_meeg, op, LAMBDA2, "dSPM", pick_ori=pick_ori)
-    s = batch._epochs_setup(epochs_meeg, op, stream=True, lambda2=LAMBDA2, method="dSPM",
+    s = batch.epochs_setup(epochs_meeg, op, stream=True, lambda2=LAMBDA2, method="dSPM",
                             nave=1, method_params=None, label=None, pick_ori=pick_ori,
                             use_cps=True, dtype="float64", max_memory=None)
     T, M = len(epochs_meeg.times), len(s.rows)
@@ -192,7 +193,7 @@ def test_memory_budget_is_respected(ops, epochs_meeg, monkeypatch):
     _, op = ops
     budget = 12 * 2**20  # less than the 12 epochs' output (~21 MB) but several epochs
     # every array on numpy's allocator, which tracemalloc sees (large outputs are mmap'ed)
-    monkeypatch.setattr(batch, "PLAIN_PAGES_BYTES", float("inf"))
+    monkeypatch.setattr(expand, "PLAIN_PAGES_BYTES", float("inf"))
     stream = minnorm.iter_inverse_epochs(epochs_meeg, op, LAMBDA2, "dSPM", max_memory=budget)
     tracemalloc.start()  # numpy reports its allocations to tracemalloc
     try:
@@ -213,15 +214,15 @@ def test_budget_too_small_is_a_clear_error(ops, epochs_meeg):
 
 @pytest.mark.parametrize("value,expected", [(2**20, 2**20), ("2GiB", 2 * 2**30),
                                             ("500MB", 500 * 10**6), (None,
-                                                                     batch.DEFAULT_MAX_MEMORY)])
+                                                                     expand.DEFAULT_MAX_MEMORY)])
 def test_parse_memory(value, expected):
-    assert batch.parse_memory(value) == expected
+    assert expand.parse_memory(value) == expected
 
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(return_array=True, dtype="float16"), "dtype must be 'float64' or 'float32'"),
     (dict(return_array=True, max_memory="lots"), "max_memory must be a number of bytes"),
-    (dict(return_array=True, max_memory=-5), "max_memory must be > 0"),
+    (dict(return_array=True, max_memory=-5), "max_memory must be a finite size of at least 1 byte"),
     (dict(dtype="float32"), "apply to return_array=True only"),
 ])
 def test_option_errors(ops, epochs_meeg, kwargs, match):

@@ -12,6 +12,7 @@ import pytest
 
 import minnorm._mne
 import minnorm.engine.checks
+import minnorm.io.paths
 from _cli_files import CONDITION, evoked_args, evoked_one, files, run, snapshot  # noqa: F401
 
 
@@ -272,7 +273,7 @@ def test_output_folder(files, tmp_path, capsys, monkeypatch, case):
         out, pattern = tmp_path / "results", r"--out .*results is a folder: give a file prefix"
     else:  # root may write anywhere: make the check see a read-only folder
         real = os.access
-        monkeypatch.setattr(minnorm.engine.checks.os, "access",
+        monkeypatch.setattr(minnorm.io.paths.os, "access",
                             lambda p, mode: False if Path(p) == tmp_path else real(p, mode))
         out, pattern = tmp_path / "x", r"the output folder .* is not writable"
     before = snapshot(tmp_path)

@@ -18,9 +18,10 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import minnorm
+from minnorm.engine import expand
 from minnorm.inverse import stream as batch
 from minnorm.io import read_estimates_array, write_source_estimate
-from minnorm.inverse.labels import parcellate
+from minnorm.teaching.parcellate import parcellate
 
 LAMBDA2 = 1.0 / 9.0
 TOL = {"MNE": 1e-6, "dSPM": 1e-6, "sLORETA": 1e-6, "eLORETA": 1e-3}
@@ -144,7 +145,7 @@ def budget(op, inst, *, samples, n_times, **kw):
     s = batch._setup(inst, kind, op, n_epochs=1, n_times=n_times, stream=True,
                      lambda2=LAMBDA2, nave=1, method_params=None, label=None, use_cps=True,
                      dtype="float64", max_memory=None, **kw)
-    per_sample, tiles = batch.working_bytes(s.ex, n_times, M=len(s.rows), stream=True,
+    per_sample, tiles = expand.working_bytes(s.ex, n_times, M=len(s.rows), stream=True,
                                             complex_data=True)
     return tiles + per_sample * samples
 
@@ -310,7 +311,7 @@ def test_expand_rows_on_complex_components(dtype):
     norms = np.sqrt((np.abs(full) ** 2).reshape(2, -1, 3, 1100).sum(axis=2))
     for group, expected, out_dtype in ((3, norms, dtype), (1, full, cdtype)):
         scale = rng.uniform(0.5, 2, len(leads) // group)
-        out = batch.expand_rows(leads, Y, group=group, scale=scale)
+        out = expand.expand_rows(leads, Y, group=group, scale=scale)
         assert out.dtype == out_dtype, group
         tol = 1e-6 if dtype == np.float32 else 1e-12
         assert rel_err(out, scale[:, np.newaxis] * expected) < tol, group

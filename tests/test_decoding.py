@@ -167,15 +167,15 @@ def test_fast_path_gives_the_same_predictions(op, labelled_epochs, model):
 
 def _small_budget(epochs) -> int:
     """Working memory for the orientation-norm tiles and a few epochs' components only."""
-    from minnorm.inverse import stream as batch
+    from minnorm.engine import expand, linalg
 
-    tiles = batch.n_workers() * batch.LOC_TILE * 3 * len(epochs.times) * 8
+    tiles = linalg.n_workers() * expand.LOC_TILE * 3 * len(epochs.times) * 8
     return tiles + 4_000_000
 
 
 @pytest.fixture(scope="module")
 def labels(op):
-    from minnorm.inverse.labels import parcellate
+    from minnorm.teaching.parcellate import parcellate
 
     return parcellate(op.src, 8, seed=0)
 

@@ -11,8 +11,9 @@ import pytest
 
 import minnorm
 import minnorm.io
+import minnorm.io.paths
 from minnorm.engine import checks
-from minnorm.inverse.stream import parse_memory
+from minnorm.engine.expand import parse_memory
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_depth_exponent_that_underflows_the_prior(evoked_meeg, fwd_vol_meeg, noi
 def test_home_of_an_unknown_user():
     with pytest.raises(FileNotFoundError, match=r"there is no user 'nosuchuser-minnorm'"):
         minnorm.read_inverse_operator("~nosuchuser-minnorm/x-inv.fif")
-    assert checks.user_path("~/x") == Path.home() / "x"
+    assert minnorm.io.paths.user_path("~/x") == Path.home() / "x"
 
 
 # --------------------------------------------------------------------------- atomic outputs
@@ -168,7 +169,7 @@ def test_a_failed_move_undoes_the_earlier_ones(tmp_path, monkeypatch, overwrite)
         moved.append(dst)
         real(src, dst)
 
-    monkeypatch.setattr(minnorm.io.os, "replace", replace)
+    monkeypatch.setattr(minnorm.io.atomic.os, "replace", replace)
     with pytest.raises(OSError, match="No space left"):
         with minnorm.io.AtomicOutputs([tmp_path / n for n in names], overwrite=overwrite) as out:
             for name in names:

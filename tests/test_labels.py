@@ -11,7 +11,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import minnorm
-from minnorm.inverse.labels import MODES, parcellate
+from minnorm.inverse.labels import MODES
+from minnorm.teaching.parcellate import parcellate
 
 LAMBDA2 = 1.0 / 9.0
 TOL = 1e-6

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import minnorm
-from minnorm.inverse.apply import apply_assembled, assemble
+from minnorm.engine.expand import apply_assembled
+from minnorm.inverse.setup import assemble
 from minnorm.engine.kernel import prepare_kernel
 
 

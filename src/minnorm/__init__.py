@@ -7,18 +7,18 @@ weighted gain.
 
 from ._log import MinnormWarning
 from ._version import __version__
-from .inverse.apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
-from .inverse.stream import (
-    iter_inverse_epochs,
-    iter_inverse_raw,
-    read_source_array,
-    write_inverse_epochs,
-    write_inverse_raw,
-)
-from .io import read_inverse_operator, write_inverse_operator
 from .engine.kernel import Kernel, prepare_kernel
+from .inverse.apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
 from .inverse.labels import extract_label_time_course
 from .inverse.operator import InverseOperator, make_inverse_operator
+from .inverse.stream import iter_inverse_epochs, iter_inverse_raw
+from .io import (
+    read_inverse_operator,
+    read_source_array,
+    write_inverse_epochs,
+    write_inverse_operator,
+    write_inverse_raw,
+)
 
 __all__ = [
     "__version__",

@@ -31,11 +31,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _mne
-from .inverse.apply import assemble
-from .inverse.stream import apply_array, check_dtype, make_expander, parse_memory
-from .engine.kernel import check_lambda2, check_method, prepare_kernel
+from .engine.expand import apply_array, check_dtype, make_expander, parse_memory
+from .engine.kernel import check_lambda2, check_method
 from .inverse.labels import apply_plan, as_list, make_plan
-from .inverse.operator import InverseOperator
+from .inverse.setup import prepare
 
 __all__ = ["SourceTransformer", "TimeDecoding", "decode_over_time", "haufe_pattern"]
 
@@ -117,22 +116,17 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         if self.inverse_operator is None:
             raise ValueError("SourceTransformer needs an inverse_operator: pass "
                              "SourceTransformer(minnorm.make_inverse_operator(...))")
-        op = self.inverse_operator
-        self.op_ = op if isinstance(op, InverseOperator) else InverseOperator.from_mne(op)
         check_lambda2(self.lambda2)
         check_method(self.method)
         self.dtype_ = check_dtype(self.dtype)
+        setup = prepare(self.inverse_operator, lambda2=self.lambda2, method=self.method,
+                        nave=self.nave, pick_ori=self.pick_ori)
+        self.op_ = setup.op
         self.label_plan_ = None
         if self.labels is None:
-            kernel = prepare_kernel(self.op_, lambda2=self.lambda2, method=self.method,
-                                    nave=self.nave)
-            a = assemble(self.op_, kernel, pick_ori=self.pick_ori)
-            self.expander_ = make_expander(self.op_, kernel, a, dtype=self.dtype_)
+            self.expander_ = make_expander(setup.kernel, setup.assembled, dtype=self.dtype_)
         else:  # the plan holds its own (float64) expander: label reductions run in float64
-            self.label_plan_ = make_plan(self.op_, as_list(self.labels), mode=self.label_mode,
-                                         lambda2=self.lambda2, method=self.method,
-                                         nave=self.nave, method_params=None,
-                                         pick_ori=self.pick_ori, use_cps=True,
+            self.label_plan_ = make_plan(setup, as_list(self.labels), mode=self.label_mode,
                                          allow_empty=False)
             self.expander_ = self.label_plan_.ex
         self.ch_names_ = self.op_.ch_names if self.ch_names is None else list(self.ch_names)

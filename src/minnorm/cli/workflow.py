@@ -22,7 +22,8 @@ from ..io import fif as _fif
 from .. import _log
 from .. import _mne
 from ..inverse.apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
-from ..engine.checks import check_finite, check_memory, check_time_window, user_path
+from ..engine.checks import check_finite, check_memory, check_time_window
+from ..io.paths import user_path
 from ..io import AtomicOutputs, EpochsArrayWriter, stc_paths, write_source_estimate
 from ..inverse.operator import InverseOperator, make_inverse_operator
 from ..teaching.story import forward_story

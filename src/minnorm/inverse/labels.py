@@ -29,17 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
-from sklearn.cluster import KMeans
 
-from .. import _log
-from .. import _mne
-from . import stream as batch
+from .. import _log, _mne
+from ..engine import expand as batch
 from ..engine.linalg import real_matmul, run_parallel
-from .apply import assemble
-from ..engine.kernel import prepare_kernel
-from .operator import InverseOperator
+from .setup import Setup, prepare
+from .stream import checked_block, raw_span
 
-__all__ = ["MODES", "extract_label_time_course", "parcellate"]
+__all__ = ["MODES", "extract_label_time_course", "make_plan", "apply_plan", "as_list"]
 
 logger = logging.getLogger("minnorm")
 
@@ -59,7 +56,7 @@ class _Label:
 
 
 @dataclass(frozen=True, eq=False)
-class _Plan:
+class LabelPlan:
     mode: str
     ex: batch.Expander
     labels: list
@@ -119,17 +116,15 @@ def extract_label_time_course(inst, inverse_operator, labels, lambda2=1.0 / 9.0,
             "mne.extract_label_time_course")
     with _mne.log_level(verbose):
         nave = (inst.nave if kind == "evoked" else 1) if nave is None else nave
-        op = inverse_operator if isinstance(inverse_operator, InverseOperator) else \
-            InverseOperator.from_mne(inverse_operator)
-        _mne.check_channels(op, inst.info)
-        plan = make_plan(op, as_list(labels), mode=mode, lambda2=lambda2, method=method,
-                          nave=nave, method_params=method_params, pick_ori=pick_ori,
-                          use_cps=use_cps, allow_empty=allow_empty)
-        rows = _mne.pick_rows(inst.ch_names, op)
+        s = prepare(inverse_operator, inst.info, ch_names=inst.ch_names, lambda2=lambda2,
+                    method=method, nave=nave, method_params=method_params, pick_ori=pick_ori,
+                    use_cps=use_cps)
+        plan = make_plan(s, as_list(labels), mode=mode, allow_empty=allow_empty)
+        op, rows = s.op, s.rows
         if kind == "evoked":
             data = inst.data[rows]
             _mne.check_data(data, op, inst.info, nave=nave)
-            return _apply(plan, data[np.newaxis])[0]
+            return _apply_plan(plan, data[np.newaxis])[0]
         if kind == "epochs":
             return _epochs(plan, op, inst, rows, nave, max_memory)
         return _raw(plan, op, inst, rows, nave, start, stop, max_memory)
@@ -152,16 +147,14 @@ def _check_mode(mode, vector: bool) -> str:
     return mode
 
 
-def make_plan(op, labels, *, mode, lambda2, method, nave, method_params, pick_ori, use_cps,
-               allow_empty) -> _Plan:
+def make_plan(s: Setup, labels, *, mode, allow_empty) -> LabelPlan:
+    """Each label's rows of the setup's expander, prepared for ``mode``."""
+    op = s.op
     if op.src.kind != "surface":
         raise ValueError(f"label time courses need a surface source space, got a "
                          f"{op.src.kind} one")
-    kernel = prepare_kernel(op, lambda2=lambda2, method=method, nave=nave,
-                            method_params=method_params)
-    a = assemble(op, kernel, label=None, pick_ori=pick_ori, use_cps=use_cps)
-    ex = batch.make_expander(op, kernel, a)
-    mode = _check_mode(mode, a.vector)
+    ex = batch.make_expander(s.kernel, s.assembled)
+    mode = _check_mode(mode, s.assembled.vector)
     rows_per_source = len(ex.leads) // ex.out_shape[0]
     prepared, empty = [], []
     for label in labels:
@@ -176,7 +169,7 @@ def make_plan(op, labels, *, mode, lambda2, method, nave, method_params, pick_or
     weights = _label_weights(ex, prepared) @ ex.fields if linear else None
     logger.info("Label time courses: %d labels, mode %s%s", len(labels), mode,
                 " (one kernel row per label)" if linear else "")
-    return _Plan(mode=mode, ex=ex, labels=prepared, weights=weights)
+    return LabelPlan(mode=mode, ex=ex, labels=prepared, weights=weights)
 
 
 def _check_empty(empty, allow_empty):
@@ -229,7 +222,7 @@ def _label_weights(ex, labels) -> np.ndarray:
 # --------------------------------------------------------------------------- applying
 
 
-def _apply(plan: _Plan, data: np.ndarray) -> np.ndarray:
+def _apply_plan(plan: LabelPlan, data: np.ndarray) -> np.ndarray:
     """Label time courses of sensor data (n, M, T) → (n, n_labels, *per_label, T).
 
     In the estimates' dtype, as MNE: complex for complex data unless the
@@ -252,7 +245,7 @@ def _apply(plan: _Plan, data: np.ndarray) -> np.ndarray:
     return out
 
 
-def _reduce(plan: _Plan, lab: _Label, Y: np.ndarray) -> np.ndarray:
+def _reduce(plan: LabelPlan, lab: _Label, Y: np.ndarray) -> np.ndarray:
     """One label, one epoch: (r, T) components → (*per_label, T)."""
     if plan.mode == "pca_flip" and lab.base is not None:
         return _pca_flip(real_matmul(lab.base, Y), lab.flip_q, lab.n)
@@ -292,15 +285,15 @@ def _pca_flip(B: np.ndarray, flip: np.ndarray, n: int) -> np.ndarray:
     return np.sign(u @ flip) * scale * vh
 
 
-def apply_plan(plan: _Plan, data: np.ndarray, *, max_memory=None) -> np.ndarray:
+def apply_plan(plan: LabelPlan, data: np.ndarray, *, max_memory=None) -> np.ndarray:
     """Label time courses of a sensor array (n, M, T), in blocks of epochs within max_memory."""
     n, M, T = data.shape
     if plan.weights is not None or n == 0:  # one (n_labels × M) product: nothing to bound
-        return _apply(plan, data)
+        return _apply_plan(plan, data)
     per_block, _ = batch.plan_blocks(plan.ex, n, T, M=M, stream=True, max_memory=max_memory,
                                      complex_data=np.iscomplexobj(data))
     per_block = max(per_block, 1)  # labels: one epoch's components always fit
-    return np.concatenate([_apply(plan, data[e:e + per_block])
+    return np.concatenate([_apply_plan(plan, data[e:e + per_block])
                            for e in range(0, n, per_block)])
 
 
@@ -311,20 +304,14 @@ def _epochs(plan, op, epochs, rows, nave, max_memory):
     per_block = max(per_block, 1)  # labels: one epoch's components always fit
     out, n = [], 0
     for block in _mne.epoch_blocks(epochs, rows, per_block):
-        if n == 0:
-            _mne.check_data(block[0], op, epochs.info, nave=nave)
-        _mne.check_data(np.moveaxis(block, 1, 0), op, epochs.info, nave=nave, units=False)
-        out.append(_apply(plan, block))
+        out.append(_apply_plan(plan, checked_block(block, op, epochs.info, nave, n == 0)))
         n += len(block)
     return np.concatenate(out) if out else np.zeros((0, len(plan.labels), *plan.per_label,
                                                      len(epochs.times)))
 
 
 def _raw(plan, op, raw, rows, nave, start, stop, max_memory):
-    start, stop = _mne.raw_span(raw, start, stop)
-    if stop <= start:
-        raise ValueError(f"start={start}, stop={stop} select no sample of the "
-                         f"{raw.n_times} samples of the raw data")
+    start, stop = raw_span(raw, start, stop)
     if plan.mode == "pca_flip":  # needs the whole span at once (its components only)
         step = stop - start
     else:
@@ -335,36 +322,8 @@ def _raw(plan, op, raw, rows, nave, start, stop, max_memory):
     for t0 in range(start, stop, step):
         data = _mne.raw_segment(raw, rows, t0, min(t0 + step, stop))
         _mne.check_data(data, op, raw.info, nave=nave, units=t0 == start)
-        tc = _apply(plan, data[np.newaxis])[0]
+        tc = _apply_plan(plan, data[np.newaxis])[0]
         if out is None:  # real or complex: as the estimates
             out = np.zeros((len(plan.labels), *plan.per_label, stop - start), tc.dtype)
         out[..., t0 - start:t0 - start + data.shape[1]] = tc
     return out
-
-
-# --------------------------------------------------------------------------- parcellation
-
-
-def parcellate(src, n_labels: int = 68, *, seed: int = 0) -> list:
-    """A stand-in cortical parcellation: k-means on source positions, half per hemisphere.
-
-    For benchmarks and tests where no atlas is available offline (the
-    Desikan-Killiany "aparc" atlas of fsaverage is not shipped with MNE or
-    nilearn): ``n_labels`` // 2 contiguous-ish patches per hemisphere of
-    roughly equal size, named ``"parcel-NN-lh"``. Deterministic for a seed.
-    """
-    if n_labels < 2 or n_labels % 2:
-        raise ValueError(f"n_labels must be an even number >= 2, got {n_labels}")
-    labels = []
-    for h, (hemi, (vertno, pos)) in enumerate(zip(("lh", "rh"),
-                                                  _mne.surface_vertices_positions(src))):
-        k = n_labels // 2
-        if len(vertno) < k:
-            raise ValueError(f"{len(vertno)} sources in {hemi} cannot make {k} labels")
-        assign = KMeans(k, n_init=4, random_state=seed + h).fit_predict(pos)
-        for j in range(k):
-            members = np.flatnonzero(assign == j)
-            labels.append(_mne.make_label(vertno[members], pos[members], hemi=hemi,
-                                          name=f"parcel-{j:02d}-{hemi}",
-                                          subject=_mne.subject_of(src)))
-    return labels

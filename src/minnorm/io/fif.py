@@ -17,7 +17,7 @@ from pathlib import Path
 import mne
 from mne.io.constants import FIFF
 
-from ..engine.checks import user_path
+from .paths import user_path
 
 __all__ = ["file_kind", "read_forward", "read_cov", "read_evoked",
            "read_epochs", "read_raw", "read_inverse", "read_label"]

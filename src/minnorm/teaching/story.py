@@ -72,7 +72,7 @@ def _conditioning(gain, n_nonzero, what: str) -> list[str]:
         f"{s[0] / s[-1]:.1e} (largest / smallest eigenvalue).",
         "  Inverting G amplifies the data along its weakest directions by that factor —",
         "  there the sensors see almost nothing but noise. Adding εI (ε = λ²) caps the gain",
-        f"  at 1/λ²: directions with eigenvalue ≪ λ² are damped instead of blown up.",
+        "  at 1/λ²: directions with eigenvalue ≪ λ² are damped instead of blown up.",
     ]
 
 

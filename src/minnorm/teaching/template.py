@@ -40,7 +40,7 @@ import numpy as np
 from scipy.spatial import ConvexHull, cKDTree
 
 from .._version import __version__
-from ..engine.checks import user_path
+from ..io.paths import user_path
 
 __all__ = [
     "Placement",
