@@ -44,7 +44,9 @@ def bad(tmp_path_factory, files, evoked_one):
     nan = ev.copy()
     nan.data[nan.ch_names.index("MEG 0113"), 100:110] = np.nan
     _save_evoked(d / "nan-ave.fif", nan)
-    renamed = ev.copy()
+    # rename_channels also renames the channels in the projectors, which Evoked.copy()
+    # shares with the session's evoked: rename a freshly read one
+    renamed = mne.read_evokeds(files.evoked, condition=CONDITION, verbose="error")
     renamed.rename_channels({"EEG 001": "EEG 999"}, verbose="error")
     _save_evoked(d / "renamed-ave.fif", renamed)
     noref = ev.copy()
@@ -408,16 +410,16 @@ def test_option_values_outside_their_domain(capsys, tmp_path, argv, pattern):
 
 def test_nan_estimate_is_never_written(files, tmp_path, capsys, monkeypatch):
     """The last guard: an estimate with NaN is refused before anything is written."""
-    import minnorm.cli.workflow
+    import minnorm.cli.estimates
 
-    real = minnorm.cli.workflow.apply_inverse
+    real = minnorm.cli.estimates.apply_inverse
 
     def nan_estimate(*args, **kwargs):
         stc = real(*args, **kwargs)
         stc.data[3, 4] = np.nan
         return stc
 
-    monkeypatch.setattr(minnorm.cli.workflow, "apply_inverse", nan_estimate)
+    monkeypatch.setattr(minnorm.cli.estimates, "apply_inverse", nan_estimate)
     code, _, err = run(capsys, *evoked_args(files), "--out", tmp_path / "x")
     assert code == 1 and err.count("\n") == 1, err
     assert "the dSPM estimate has 1 NaN or Inf values, so nothing was written" in err
@@ -427,7 +429,8 @@ def test_nan_estimate_is_never_written(files, tmp_path, capsys, monkeypatch):
 def test_complex_data_are_written_as_hdf5(files, evoked_one, tmp_path, capsys):
     """Hilbert-transformed data: MNE's .stc holds no complex values, so auto gives -stc.h5
     (with MNE-Python's numbers) and --format stc is refused before any work."""
-    path = _save_evoked(tmp_path / "hilbert-ave.fif", evoked_one.copy().apply_hilbert())
+    evoked = evoked_one.copy().apply_hilbert()
+    path = _save_evoked(tmp_path / "hilbert-ave.fif", evoked)
     base = ["apply", *model(files, files.fwd_surf), "--evoked", path, "--pick-ori", "normal"]
     code, _, err = run(capsys, *base, "--format", "stc", "--out", tmp_path / "s")
     assert code == 1 and "the data are complex" in err and "--format h5" in err, err
@@ -435,7 +438,6 @@ def test_complex_data_are_written_as_hdf5(files, evoked_one, tmp_path, capsys):
     assert code == 0, err
     stc = mne.read_source_estimate(tmp_path / "x-stc.h5")
     assert np.iscomplexobj(stc.data)
-    evoked = mne.read_evokeds(path, verbose="error")[0]
     inv = mne.minimum_norm.make_inverse_operator(
         evoked.info, mne.read_forward_solution(files.fwd_surf, verbose="error"),
         mne.read_cov(files.cov, verbose="error"), verbose="error")

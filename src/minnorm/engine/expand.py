@@ -46,6 +46,7 @@ __all__ = [
     "check_dtype",
     "empty",
     "make_expander",
+    "to_xyz",
     "project",
     "expand",
     "expand_rows",
@@ -244,7 +245,7 @@ def make_expander(kernel: Kernel, a: Assembled, *,
     if a.noise_norm is not None:  # in place: one leads-sized array at a time
         leads *= np.repeat(a.noise_norm, per_loc)[:, np.newaxis]
     if a.vector:
-        leads = _to_xyz(leads, a.source_nn, n_loc)
+        leads = to_xyz(leads, a.source_nn, n_loc).reshape(-1, leads.shape[1])
         out_shape = (n_loc, 3)
     else:
         out_shape = (n_loc,)
@@ -254,13 +255,25 @@ def make_expander(kernel: Kernel, a: Assembled, *,
                     out_shape=out_shape, dtype=dtype, vertices=a.vertices)
 
 
-def _to_xyz(leads, source_nn, n_loc):
-    """Rows (t₁, t₂, n) of each location → (x, y, z); fixed rows → normal × amplitude."""
-    r = leads.shape[1]
-    if len(leads) == n_loc:  # fixed orientation: x, y, z = n · amplitude
-        return (source_nn[:, :, np.newaxis] * leads[:, np.newaxis, :]).reshape(-1, r)
+def to_xyz(rows: np.ndarray, source_nn: np.ndarray, n_loc: int) -> np.ndarray:
+    """Rows (t₁, t₂, n) of each location → (x, y, z); fixed rows → normal × amplitude.
+
+    Parameters
+    ----------
+    rows : ndarray of shape (3·n_loc, X) or (n_loc, X)
+        Per-location components in the operator's frames (or one fixed amplitude).
+    source_nn : ndarray of shape (3·n_loc, 3) or (n_loc, 3)
+        The frames' axes (or the fixed orientations), in x, y, z.
+    n_loc : int
+
+    Returns
+    -------
+    xyz : ndarray of shape (n_loc, 3, X)
+    """
+    if len(rows) == n_loc:  # fixed orientation: x, y, z = n · amplitude
+        return source_nn[:, :, np.newaxis] * rows[:, np.newaxis, :]
     frames = source_nn.reshape(n_loc, 3, 3)
-    return np.matmul(frames.transpose(0, 2, 1), leads.reshape(n_loc, 3, r)).reshape(-1, r)
+    return np.matmul(frames.transpose(0, 2, 1), rows.reshape(n_loc, 3, -1))
 
 
 def project(ex: Expander, data: np.ndarray) -> np.ndarray:

@@ -141,7 +141,7 @@ def _is_cartesian(op) -> bool:
 def _rotate_to_surface(op, leads, vertno, use_cps):
     """Rotate x, y, z rows of a cartesian operator into (t₁, t₂, n) frames."""
     normals = []
-    for s, v, nn in zip(op.src, vertno, _mne._normals(op.src, use_cps)):
+    for s, v, nn in zip(op.src, vertno, _mne.source_normals(op.src, use_cps)):
         normals.append(nn[np.searchsorted(s["vertno"], v)])
     frames = surface_frames(np.concatenate(normals))  # (n, 3, 3)
     rotated = np.matmul(frames, leads.reshape(-1, 3, leads.shape[1]))

@@ -1,0 +1,288 @@
+"""``minnorm apply``: the user's files in, source estimates out, nothing lost.
+
+The order matters for a user who waits: every file is read and checked, and
+every output path is planned and checked (folder exists and is writable, no
+file would be overwritten without ``overwrite``), *before* the inverse
+operator is computed. Outputs are written atomically (:class:`AtomicOutputs`):
+a failure or Ctrl-C at any point leaves no new file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .. import _log, _mne
+from ..engine.checks import check_depth, check_loose, check_time_window
+from ..engine.kernel import METHODS
+from ..inverse.operator import InverseOperator, make_inverse_operator
+from ..io import AtomicOutputs
+from ..io import fif as _fif
+from .estimates import (
+    ApplyResult,
+    check_memory_for,
+    describe_used_operator,
+    estimate_kind,
+    is_complex,
+    plan_outputs,
+    write_estimates,
+)
+from .options import (
+    EXIT_OK,
+    UNSET,
+    add_common,
+    add_regularisation,
+    float_type,
+    lambda2_of,
+    typed,
+    usage,
+)
+
+__all__ = ["ApplyRequest", "run_apply", "add_parser"]
+
+
+APPLY_DESCRIPTION = """\
+Source estimates of MEG/EEG data from MNE's FIF files, as mne.minimum_norm
+computes them: make the inverse operator from a forward solution (--fwd) and a
+noise covariance (--cov), or read one (--inv), and apply it to an evoked
+response (--evoked), epochs (--epochs) or continuous data (--raw).
+
+Outputs (PREFIX is --out):
+  surface estimates         PREFIX-lh.stc and PREFIX-rh.stc (MNE's .stc, float32)
+  volume/discrete estimates PREFIX-vl.stc
+  vector, mixed (or --format h5)  PREFIX-stc.h5 (MNE's HDF5, float64)
+  epochs                    one of the above per epoch (PREFIX-epoch07-lh.stc...),
+                            or with --epochs-output array one PREFIX-epochs.h5
+                            (minnorm.io.read_estimates_array, or lazily
+                            minnorm.read_source_array)
+  --save-inverse            PREFIX-inv.fif (read it with mne or minnorm)
+Read them with mne.read_source_estimate: PREFIX for surfaces, the file name
+(PREFIX-vl.stc, PREFIX-stc.h5) otherwise.
+
+Nothing is written unless everything works: every file and option is checked
+before the computation, outputs are written atomically (a temporary file,
+then a rename), and existing files are kept unless --overwrite is given.
+"""
+
+
+APPLY_EPILOG = """\
+examples:
+  # dSPM on one condition of an evoked file (SNR 3: λ² = 1/9)
+  minnorm apply --fwd sample-fwd.fif --cov sample-cov.fif \\
+      --evoked sample-ave.fif --condition "Left Auditory" --out out/left-aud
+
+  # sLORETA on every epoch, free orientation, one array file, keep the operator
+  minnorm apply --fwd sample-fwd.fif --cov sample-cov.fif --epochs sample-epo.fif \\
+      --method sLORETA --loose 1 --snr 1 --epochs-output array --save-inverse --out out/ep
+
+  # MNE on 10 s of raw data with an existing inverse operator, in a label
+  minnorm apply --inv sample-inv.fif --raw sample_raw.fif --tmin 20 --tmax 30 \\
+      --method MNE --lambda2 1 --label Aud-lh.label --out out/raw-aud
+"""
+
+
+def add_parser(sub):
+    p = sub.add_parser("apply", help="source estimates of your files",
+                       description=APPLY_DESCRIPTION, epilog=APPLY_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    model = p.add_argument_group("model (--fwd and --cov, or --inv)")
+    model.add_argument("--fwd", type=Path, metavar="FWD", help="forward solution (-fwd.fif)")
+    model.add_argument("--cov", type=Path, metavar="COV", help="noise covariance (-cov.fif)")
+    model.add_argument("--inv", type=Path, metavar="INV",
+                       help="an inverse operator (-inv.fif) to use instead of --fwd/--cov")
+    data = p.add_argument_group("data (one of)").add_mutually_exclusive_group(required=True)
+    data.add_argument("--evoked", type=Path, metavar="AVE", help="evoked responses (-ave.fif)")
+    data.add_argument("--epochs", type=Path, metavar="EPO", help="epochs (-epo.fif)")
+    data.add_argument("--raw", type=Path, metavar="RAW", help="continuous data (_raw.fif)")
+    sel = p.add_argument_group("selection")
+    sel.add_argument("--condition", metavar="NAME|INDEX",
+                     help="which evoked response of the file (needed when it has several)")
+    sel.add_argument("--tmin", type=float_type, metavar="S", help="first time to keep (s)")
+    sel.add_argument("--tmax", type=float_type, metavar="S", help="last time to keep (s)")
+    sel.add_argument("--label", type=Path, metavar="LABEL",
+                     help="keep only the sources in this FreeSurfer .label (surfaces only)")
+    inv = p.add_argument_group("inverse")
+    inv.add_argument("--method", choices=METHODS, default="dSPM",
+                     help="MNE (currents, A·m), dSPM or sLORETA (noise-normalised), "
+                          "eLORETA (default dSPM)")
+    add_regularisation(inv)
+    inv.add_argument("--loose", type=typed(check_loose, "loose"), metavar="{auto,0..1}",
+                     help="tangential source variance relative to the normal one: 0 fixed, "
+                          "1 free; auto = 0.2 on surfaces, 1 elsewhere (default auto)")
+    inv.add_argument("--depth", type=typed(check_depth, "depth"), metavar="{none,≥0}",
+                     default=UNSET,
+                     help="depth-weighting exponent (default 0.8; 0 or none: off)")
+    inv.add_argument("--fixed", action="store_true",
+                     help="orientation fixed normal to the cortex (surfaces only)")
+    inv.add_argument("--pick-ori", choices=("normal", "vector"),
+                     help="normal: the component normal to the cortex; vector: x, y, z "
+                          "(default: the norm over orientations)")
+    inv.add_argument("--union-bads", action="store_true",
+                     help="leave channels that are bad in the data or the covariance out of "
+                          "both, as MNE-Python does silently (default: an error)")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", type=Path, required=True, metavar="PREFIX",
+                     help="output path without suffix; its folder must exist")
+    out.add_argument("--format", dest="ftype", choices=("auto", "stc", "h5"), default="auto",
+                     help="auto: .stc where MNE has it, else -stc.h5 (default auto)")
+    out.add_argument("--epochs-output", choices=("files", "array"), default="files",
+                     help="with --epochs: one file set per epoch, or one array file "
+                          "(default files)")
+    out.add_argument("--save-inverse", action="store_true",
+                     help="also write the inverse operator to PREFIX-inv.fif")
+    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    out.add_argument("--quiet", action="store_true",
+                     help="no progress bar and no summary (errors and warnings still show)")
+    add_common(p)
+    p.set_defaults(handler=_run_apply)
+
+
+def _apply_request(parser, args):
+    """Check the combination of options; returns an ApplyRequest."""
+    sub = f"{parser.prog} apply"
+    if args.inv is not None:
+        given = [f"--{n}" for n in ("fwd", "cov", "loose") if getattr(args, n) is not None]
+        given += ["--depth"] * (args.depth is not UNSET)
+        given += ["--fixed"] * args.fixed + ["--save-inverse"] * args.save_inverse
+        if given:
+            usage(sub, f"--inv is a ready inverse operator: {', '.join(given)} cannot change "
+                        "it; drop them, or give --fwd and --cov instead of --inv")
+    elif args.fwd is None or args.cov is None:
+        usage(sub, "give --fwd and --cov (to make the inverse operator) or --inv (to use "
+                    "one)")
+    if args.condition is not None and args.evoked is None:
+        usage(sub, "--condition selects an evoked response: use it with --evoked")
+    if args.epochs_output != "files" and args.epochs is None:
+        usage(sub, "--epochs-output is for --epochs")
+    if args.fixed and args.loose not in (None, 0.0):
+        usage(sub, f"--fixed means --loose 0, got --loose {args.loose}: give one of them")
+    kind = next(k for k in ("evoked", "epochs", "raw") if getattr(args, k) is not None)
+    lambda2, snr = lambda2_of(args)
+    loose = 0.0 if args.fixed else ("auto" if args.loose is None else args.loose)
+    return ApplyRequest(
+        data_kind=kind, data=getattr(args, kind), out=args.out, fwd=args.fwd, cov=args.cov,
+        inv=args.inv, condition=args.condition, tmin=args.tmin, tmax=args.tmax,
+        method=args.method, lambda2=lambda2, snr=snr, loose=loose,
+        depth=0.8 if args.depth is UNSET else args.depth,
+        fixed=args.fixed, pick_ori=args.pick_ori, label=args.label,
+        save_inverse=args.save_inverse, epochs_output=args.epochs_output, ftype=args.ftype,
+        overwrite=args.overwrite, union_bads=args.union_bads,
+    )
+
+
+def _run_apply(parser, args) -> int:
+    request = _apply_request(parser, args)
+    result = run_apply(request)
+    if not args.quiet:
+        print(result.summary())
+    return EXIT_OK
+
+
+DataKind = Literal["evoked", "epochs", "raw"]
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """What the user asked ``minnorm apply`` for (paths and options, validated).
+
+    ``fwd`` and ``cov`` make a new operator; ``inv`` reads one instead.
+    ``snr`` is only for the summary (``lambda2`` is what is used).
+    """
+
+    data_kind: DataKind
+    data: Path
+    out: Path
+    fwd: Path | None = None
+    cov: Path | None = None
+    inv: Path | None = None
+    condition: str | None = None
+    tmin: float | None = None
+    tmax: float | None = None
+    method: str = "dSPM"
+    lambda2: float = 1.0 / 9.0
+    snr: float | None = 3.0
+    loose: float | str = "auto"
+    depth: float | None = 0.8
+    fixed: bool = False
+    pick_ori: str | None = None
+    label: Path | None = None
+    save_inverse: bool = False
+    epochs_output: Literal["files", "array"] = "files"
+    ftype: Literal["auto", "stc", "h5"] = "auto"
+    overwrite: bool = False
+    union_bads: bool = False
+
+
+def run_apply(request: ApplyRequest) -> ApplyResult:
+    """Read, check, compute and write as ``request`` says; see the module notes."""
+    start = time.perf_counter()
+    with _log.progress(total=4, desc="reading files", unit="step") as bar:
+        _fif.expect_kinds([(request.data, f"--{request.data_kind}",
+                            _fif.DATA_KINDS[request.data_kind]),
+                           (request.fwd, "--fwd", "forward solution"),
+                           (request.cov, "--cov", "noise covariance"),
+                           (request.inv, "--inv", "inverse operator")])
+        data, data_text = _read_data(request)
+        fwd = cov = inv = None
+        if request.inv is not None:
+            inv = InverseOperator.from_mne(_fif.read_inverse(request.inv))
+            src, mri_head_t = inv.src, inv.mne.mri_head_t
+        else:
+            fwd, cov = _fif.read_forward(request.fwd), _fif.read_cov(request.cov)
+            src, mri_head_t = fwd["src"], fwd["mri_head_t"]
+            _mne.check_reference(data.info, fwd["sol"]["row_names"])
+        label = None
+        if request.label is not None:
+            label = _fif.read_label(request.label)
+            _mne.label_vertices(label, src, mri_head_t)  # subject, hemisphere, overlap
+        complex_data = is_complex(data)
+        kind = estimate_kind(src.kind, request.pick_ori)
+        plan = plan_outputs(request, kind, data, complex_data)
+        check_memory_for(request, data, src, complex_data)
+        bar.update()
+        with AtomicOutputs(plan.all_paths, overwrite=request.overwrite) as outputs:
+            bar.set_description_str("inverse operator")
+            if inv is None:
+                inv = make_inverse_operator(
+                    data.info, fwd, cov, loose=request.loose, depth=request.depth,
+                    fixed=True if request.fixed else "auto",
+                    on_mismatch="ignore" if request.union_bads else "raise",
+                )
+            if plan.inverse is not None:
+                _mne.write_inverse(outputs.temporary(plan.inverse), inv.to_mne(),
+                                   overwrite=True)
+            bar.update()
+            bar.set_description_str(f"{request.method} estimates")
+            peak, times = write_estimates(request, data, inv, label, plan, outputs)
+            data_text += (f", {len(times)} samples from {times[0]:.3f} to "
+                          f"{times[-1]:.3f} s")
+            bar.update()
+            bar.set_description_str("writing files")
+        bar.update()
+    return ApplyResult(request=request, data_text=data_text,
+                       operator_text=describe_used_operator(inv, request),
+                       peak=peak, files=plan.all_paths,
+                       seconds=time.perf_counter() - start)
+
+
+def _read_data(request):
+    """The evoked / epochs / raw to invert, and a phrase describing it."""
+    kind, path = request.data_kind, request.data
+    if kind == "evoked":
+        data = _fif.read_evoked(path, request.condition)
+        check_time_window(request.tmin, request.tmax, data.times, what=f"evoked {path.name}")
+        if request.tmin is not None or request.tmax is not None:
+            data = data.copy().crop(request.tmin, request.tmax)
+        text = f"evoked {data.comment!r} (nave {data.nave}) of {path.name}"
+    elif kind == "epochs":
+        data = _fif.read_epochs(path)
+        check_time_window(request.tmin, request.tmax, data.times, what=f"epochs {path.name}")
+        text = f"{len(data.events)} epochs of {path.name}"
+    else:
+        data = _fif.read_raw(path)
+        check_time_window(request.tmin, request.tmax, data.times, what=f"raw {path.name}")
+        text = f"raw data of {path.name}"
+    return data, text
