@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import minnorm
-from minnorm.engine import expand, linalg
+from minnorm.engine import expand, linalg, memory
 from minnorm.inverse import stream as batch
 from minnorm.engine.linalg import svd_wide
 from minnorm.engine.kernel import prepare_kernel
@@ -193,7 +193,7 @@ def test_memory_budget_is_respected(ops, epochs_meeg, monkeypatch):
     _, op = ops
     budget = 12 * 2**20  # less than the 12 epochs' output (~21 MB) but several epochs
     # every array on numpy's allocator, which tracemalloc sees (large outputs are mmap'ed)
-    monkeypatch.setattr(expand, "PLAIN_PAGES_BYTES", float("inf"))
+    monkeypatch.setattr(memory, "PLAIN_PAGES_BYTES", float("inf"))
     stream = minnorm.iter_inverse_epochs(epochs_meeg, op, LAMBDA2, "dSPM", max_memory=budget)
     tracemalloc.start()  # numpy reports its allocations to tracemalloc
     try:

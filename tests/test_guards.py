@@ -163,8 +163,8 @@ def test_empty_epochs(evoked_meeg, op_vol):
 
 
 @pytest.mark.parametrize("func, value, match", [
-    (checks.check_snr, 0, "snr must be > 0"),
-    (checks.check_snr, "x", "snr must be a number"),
+    (checks.lambda2_from_snr, 0, "snr must be > 0"),
+    (checks.lambda2_from_snr, "x", "snr must be a number"),
     (checks.check_loose, 1.2, "loose must be between 0"),
     (checks.check_loose, "tight", "loose must be a number"),
     (checks.check_depth, -0.5, "depth must be >= 0"),

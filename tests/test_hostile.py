@@ -27,13 +27,13 @@ def op_vol(evoked_meeg, fwd_vol_meeg, noise_cov):
 @pytest.mark.parametrize("value", [1e300, 1e-300, 1e155, 1e-155])
 def test_snr_whose_lambda2_is_not_representable(value):
     with pytest.raises(ValueError, match=re.escape(f"snr = {value} is out of range: λ² = 1/SNR²")):
-        checks.check_snr(value)
+        checks.lambda2_from_snr(value)
 
 
 def test_snr_at_the_edges_of_its_domain():
-    assert checks.check_snr(1e150) == pytest.approx(1e-300)
-    assert checks.check_snr(1e-150) == pytest.approx(1e300)
-    assert checks.check_snr(3) == pytest.approx(1 / 9)
+    assert checks.lambda2_from_snr(1e150) == pytest.approx(1e-300)
+    assert checks.lambda2_from_snr(1e-150) == pytest.approx(1e300)
+    assert checks.lambda2_from_snr(3) == pytest.approx(1 / 9)
 
 
 @pytest.mark.parametrize("value, error, match", [

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from nilearn import datasets
 
-from minnorm.teaching import template
+from minnorm.teaching import template, template_build
 from minnorm.teaching.template import (
     Surface,
     cache_root,
@@ -87,7 +87,7 @@ def test_every_source_lies_inside_the_skull_and_beneath_the_helmet(head):
     assert p.n_outside_skull == 0 and p.n_outside_helmet == 0
     assert p.sensor_distance >= 0.02
     assert p.skull_clearance > 0.002
-    assert p.scalp_gap == pytest.approx(template.SCALP_GAP, abs=1e-4)
+    assert p.scalp_gap == pytest.approx(template_build.SCALP_GAP, abs=1e-4)
     assert p.fraction_in_hull > 0.95
 
 
@@ -189,7 +189,7 @@ def test_eeg_electrodes_sit_on_the_fsaverage_scalp(eeg_heads):
     head = eeg_heads["sphere", True]
     eeg = mne.pick_types(head.info, meg=False, eeg=True)
     electrodes = np.array([head.info["chs"][k]["loc"][:3] for k in eeg])
-    scalp = template._apply(np.linalg.inv(head.trans["trans"]), template._fsaverage_scalp_mri())
+    scalp = template.transform_points(np.linalg.inv(head.trans["trans"]), template.fsaverage_scalp_mri())
     assert np.median(cKDTree(scalp).query(electrodes)[0]) < 0.01
 
 

@@ -31,7 +31,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _mne
-from .engine.expand import apply_array, check_dtype, make_expander, parse_memory
+from .engine.expand import apply_array, make_expander
+from .engine.memory import check_dtype, parse_memory
 from .engine.kernel import check_lambda2, check_method
 from .inverse.labels import apply_plan, as_list, make_plan
 from .inverse.setup import prepare

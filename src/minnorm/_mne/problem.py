@@ -227,7 +227,7 @@ _REGULARIZED = ("shrunk", "shrinkage", "ledoit_wolf", "oas", "factor_analysis", 
                 "diagonal_fixed", "ad-hoc")
 
 
-def check_noise_cov(noise_cov, ch_names, cov: np.ndarray) -> None:
+def check_covariance(noise_cov, ch_names, cov: np.ndarray) -> None:
     """Definiteness and sampling of the covariance restricted to ``ch_names``."""
     method = noise_cov.get("method") or ""
     methods = method if isinstance(method, (list, tuple)) else [method]
@@ -246,7 +246,7 @@ def read_problem(info, forward, noise_cov, *, rank, on_mismatch="raise") -> Prob
     info_picked = mne.pick_info(info, [info["ch_names"].index(c) for c in ch_names])
     ch_types = info_picked.get_channel_types()
     cov = _square_cov(noise_cov, ch_names)
-    check_noise_cov(noise_cov, ch_names, cov)
+    check_covariance(noise_cov, ch_names, cov)
     projs = info_picked["projs"]
     n = len(ch_names)
     proj = make_projector(projector_vectors(projs, ch_names), n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine.checks import check_snr
+from ..engine.checks import lambda2_from_snr
 from ..engine.kernel import check_lambda2
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -40,7 +40,7 @@ def typed(check, name):
 
 
 def snr_type(text) -> float:
-    check_snr(text)
+    lambda2_from_snr(text)
     return float(text)
 
 

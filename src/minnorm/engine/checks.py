@@ -16,7 +16,7 @@ import numpy as np
 __all__ = [
     "check_finite",
     "check_noise_cov",
-    "check_snr",
+    "lambda2_from_snr",
     "check_loose",
     "check_depth",
     "check_time_window",
@@ -112,7 +112,7 @@ def check_noise_cov(cov: np.ndarray, ch_names, *, nfree: int, diagonal: bool,
             )
 
 
-def check_snr(snr) -> float:
+def lambda2_from_snr(snr) -> float:
     """SNR must be a positive finite number whose λ² = 1/SNR² is too; returns λ²."""
     value = _number(snr, "snr")
     if not math.isfinite(value) or value <= 0:

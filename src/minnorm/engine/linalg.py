@@ -19,6 +19,7 @@ vectors in U and zero columns in V.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -122,3 +123,17 @@ def run_parallel(work, items) -> None:
 def chunks(n: int, size: int) -> list:
     """[(start, stop), …] covering range(n) in pieces of ``size``."""
     return [(k, min(k + size, n)) for k in range(0, n, size)]
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run BLAS/LAPACK on one thread inside the block.
+
+    The build and the simulations make many tiny LAPACK calls (SciPy's
+    Delaunay transforms inside MNE's interior check, 306 × 306 eigh); when
+    the CPU is busy, OpenBLAS's spinning threads make each of them up to
+    1000× slower (20 s instead of 20 ms), and threads gain nothing at that
+    size.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

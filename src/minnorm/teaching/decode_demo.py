@@ -128,7 +128,8 @@ def run_decode_demo(*, out="minnorm-decode-demo", n_epochs: int = 180, seed: int
     vertices = head.vertices
     truth = np.zeros(head.n_sources)
     truth[sim.truth.indices[2]] = 1.0
-    maps = viz.plot_maps({"graded source": _spread(head, truth), "|pattern|": pattern},
+    graded = viz.spread(head.source_positions_mm, truth)
+    maps = viz.plot_maps({"graded source": graded, "|pattern|": pattern},
                          vertices=vertices, title="Where the level is read out (250–350 ms)")
     rows = [[f"{1e3 * t:.0f}", f"{a:.2f}", f"{b:.2f}"]
             for t, a, b in zip(times[::5], sensor.scores[::5], src.scores[::5])]
@@ -161,13 +162,3 @@ def _pattern(head, sim, inv, epochs, y):
     peak = head.source_positions_mm[np.argmax(pattern)]
     dist = float(np.linalg.norm(peak - sim.truth.positions_mm[2]))
     return pattern, dist
-
-
-def _spread(head, values, radius_mm=7.0):
-    """Values spread to sources within radius_mm (to show a single source on a map)."""
-    out = np.zeros_like(values)
-    positions = head.source_positions_mm
-    for k in np.flatnonzero(values):
-        near = np.linalg.norm(positions - positions[k], axis=1) <= radius_mm
-        out[near] = np.maximum(out[near], values[k])
-    return out

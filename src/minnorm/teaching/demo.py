@@ -161,14 +161,11 @@ def _figures(head, sim, stcs, locs, fits, curve, n_channels):
     return blocks
 
 
-def _visible_truth(head, sim, k, radius_mm: float = 7.0):
-    """|true moment| at time index k, spread to sources within radius_mm so it shows on a map."""
+def _visible_truth(head, sim, k):
+    """|true moment| at time index k, spread to the nearby sources so it shows on a map."""
     values = np.zeros(head.n_sources)
-    positions = head.source_positions_mm
-    for index, amplitude in zip(sim.truth.indices, np.abs(sim.stc_true.data[sim.truth.indices, k])):
-        near = np.linalg.norm(positions - positions[index], axis=1) <= radius_mm
-        values[near] = np.maximum(values[near], amplitude)
-    return values
+    values[sim.truth.indices] = np.abs(sim.stc_true.data[sim.truth.indices, k])
+    return viz.spread(head.source_positions_mm, values)
 
 
 def _table_block(table):

@@ -29,13 +29,20 @@ physical.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import mne
 import numpy as np
 
-from .template import TemplateHead, one_blas_thread, source_depth
+from .noise import (
+    NoiseModel,
+    covariance_of,
+    draw_noise,
+    noise_for_snr,
+    normal_gain,
+    template_noise_matrix,
+)
+from .template import TemplateHead, source_depth
 
 __all__ = [
     "NoiseModel",
@@ -126,29 +133,6 @@ def default_sources() -> tuple[Source, ...]:
         Source("temporal-rh", position=(52.0, 8.0, -30.0), amplitude=20.0, latency=0.300, width=0.040),
         Source("fusiform-rh", position=(36.0, -66.0, -14.0), amplitude=20.0, latency=0.300, width=0.040),
     )
-
-
-@dataclass(frozen=True)
-class NoiseModel:
-    """Single-trial sensor noise: random cortical "brain noise" plus white sensor noise.
-
-    Attributes
-    ----------
-    brain_rms : float
-        RMS of the brain noise over the magnetometers, T (default 100 fT).
-    grad_rms, mag_rms, eeg_rms : float
-        White sensor noise per channel type: T/m (20 fT/cm), T (20 fT), V (1 µV).
-    lowpass : float or None
-        The noise's time course is low-passed at this frequency (Hz; 4th-order
-        Butterworth magnitude, zero phase) and rescaled so that its covariance
-        stays C; None leaves it white in time.
-    """
-
-    brain_rms: float = 100e-15
-    grad_rms: float = 2e-12
-    mag_rms: float = 20e-15
-    eeg_rms: float = 1e-6
-    lowpass: float | None = 40.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,18 +274,18 @@ def simulate_evoked(
     nave = _check_count("nave", nave)
     times = _times(tmin, tmax, sfreq)
     truth = _truth(head, default_sources() if sources is None else sources, times)
-    gain = _normal_gain(head, truth.indices)
+    gain = normal_gain(head, truth.indices)
     signal = gain @ truth.waveforms  # (M, n_times)
-    cov, snr = _noise_model(head, signal, nave=nave, snr=snr, noise=noise)
+    cov, snr = noise_for_snr(head, signal, nave=nave, snr=snr, noise=noise)
     rng = np.random.default_rng(seed)
-    data = signal + _draw_noise(rng, cov / nave, 1, len(times), sfreq=sfreq,
+    data = signal + draw_noise(rng, cov / nave, 1, len(times), sfreq=sfreq,
                                 lowpass=noise.lowpass)[0]
     info = _info_at(head.info, sfreq, noise.lowpass)
     evoked = mne.EvokedArray(data, info, tmin=times[0], nave=nave,
                              comment="minnorm simulation", verbose=False)
     if info["projs"]:
         evoked.apply_proj(verbose=False)
-    return SimulatedEvoked(evoked=evoked, noise_cov=_covariance(cov, info), forward=head.forward,
+    return SimulatedEvoked(evoked=evoked, noise_cov=covariance_of(cov, info), forward=head.forward,
                            stc_true=_stc(head, truth, times, sfreq), truth=truth, snr=snr,
                            nave=nave, seed=seed)
 
@@ -342,24 +326,24 @@ def simulate_epochs(
     n_epochs = _check_count("n_epochs", n_epochs)
     times = _times(tmin, tmax, sfreq)
     truth = _truth(head, default_sources() if sources is None else sources, times)
-    gain = _normal_gain(head, truth.indices)
-    cov, snr = _noise_model(head, gain @ truth.waveforms, nave=n_epochs, snr=snr, noise=noise)
+    gain = normal_gain(head, truth.indices)
+    cov, snr = noise_for_snr(head, gain @ truth.waveforms, nave=n_epochs, snr=snr, noise=noise)
     rng = np.random.default_rng(seed)
     scales = _epoch_scales(amplitude_scale, amplitude_jitter, rng, n_epochs, len(truth.indices))
     trials = np.einsum("mk,ek,kt->emt", gain, scales, truth.waveforms)
-    trials += _draw_noise(rng, cov, n_epochs, len(times), sfreq=sfreq, lowpass=noise.lowpass)
+    trials += draw_noise(rng, cov, n_epochs, len(times), sfreq=sfreq, lowpass=noise.lowpass)
     info = _info_at(head.info, sfreq, noise.lowpass)
     events, event_id = _events(conditions, n_epochs, len(times))
     epochs = mne.EpochsArray(trials, info, events=events, tmin=times[0], event_id=event_id,
                              proj=bool(info["projs"]), verbose=False)
-    return SimulatedEpochs(epochs=epochs, noise_cov=_covariance(cov, info), forward=head.forward,
+    return SimulatedEpochs(epochs=epochs, noise_cov=covariance_of(cov, info), forward=head.forward,
                            stc_true=_stc(head, truth, times, sfreq), truth=truth, amplitudes=scales,
                            snr=snr, seed=seed)
 
 
 def noise_covariance(head: TemplateHead, *, noise: NoiseModel = NoiseModel()) -> mne.Covariance:
     """The single-trial noise covariance of ``noise`` on the template's channels (no SNR scaling)."""
-    return _covariance(_noise_matrix(head, noise), head.info)
+    return covariance_of(template_noise_matrix(head, noise), head.info)
 
 
 def source_waveforms(sources: tuple[Source, ...], times: np.ndarray, /) -> np.ndarray:
@@ -456,29 +440,6 @@ def _events(conditions, n_epochs: int, n_times: int) -> tuple[np.ndarray, dict]:
 # --------------------------------------------------------------------------- MNE objects → arrays
 
 
-def _gain(head: TemplateHead) -> np.ndarray:
-    """Free-orientation gain in head.info's channel order, shape (M, n_sources, 3)."""
-    fwd = head.forward
-    rows = [fwd["sol"]["row_names"].index(name) for name in head.info["ch_names"]]
-    G = np.asarray(fwd["sol"]["data"], float)[rows]
-    return G.reshape(len(rows), -1, 3)
-
-
-def _normals_head(head: TemplateHead) -> np.ndarray:
-    """Outward normals in head coordinates, shape (n_sources, 3)."""
-    rotation = np.linalg.inv(head.trans["trans"])[:3, :3]  # MRI → head
-    return head.source_normals @ rotation.T
-
-
-def _normal_gain(head: TemplateHead, indices: np.ndarray) -> np.ndarray:
-    """Gain of unit dipoles along the normal at ``indices``, shape (M, len(indices))."""
-    return np.einsum("mkj,kj->mk", _gain(head)[:, indices], _normals_head(head)[indices])
-
-
-def _channel_kinds(info: mne.Info) -> np.ndarray:
-    return np.array([mne.channel_type(info, k) for k in range(len(info["ch_names"]))])
-
-
 def _info_at(info: mne.Info, sfreq: float, lowpass: float | None) -> mne.Info:
     """A copy of ``info`` at another sampling frequency."""
     info = info.copy()
@@ -489,97 +450,3 @@ def _info_at(info: mne.Info, sfreq: float, lowpass: float | None) -> mne.Info:
     return info
 
 
-def _covariance(C: np.ndarray, info: mne.Info) -> mne.Covariance:
-    """An mne.Covariance of the true C (nfree is nominal: C is exact)."""
-    return mne.Covariance(C, list(info["ch_names"]), bads=[], projs=copy.deepcopy(info["projs"]),
-                          nfree=10**6, verbose=False)
-
-
-def _noise_matrix(head: TemplateHead, noise: NoiseModel) -> np.ndarray:
-    """Single-trial C of ``noise`` on the template (M, M)."""
-    fixed = np.einsum("mkj,kj->mk", _gain(head), _normals_head(head))  # (M, n_sources)
-    return noise_matrix(fixed, _channel_kinds(head.info), noise)
-
-
-def _noise_model(head: TemplateHead, signal: np.ndarray, *, nave: int, snr, noise: NoiseModel):
-    """Single-trial C scaled so that the average of ``nave`` trials has ``snr``; (C, snr)."""
-    C = _noise_matrix(head, noise)
-    kinds = _channel_kinds(head.info)
-    proj = average_reference(kinds)
-    achieved, _ = whitened_snr(signal, C / nave, proj=proj, scale=type_scale(C, kinds))
-    if snr is None:
-        return C, achieved
-    if not snr > 0:
-        raise ValueError(f"snr must be > 0 or None, got {snr!r}")
-    return C * (achieved / snr) ** 2, float(snr)
-
-
-# --------------------------------------------------------------------------- noise (arrays)
-
-
-def noise_matrix(fixed_gain: np.ndarray, kinds: np.ndarray, noise: NoiseModel) -> np.ndarray:
-    """C = σ_b² F Fᵀ + diag(white²), shape (M, M).
-
-    ``fixed_gain`` F (M, n_sources): gain of unit normal dipoles at every
-    cortical source; σ_b makes the brain noise's RMS over magnetometers
-    ``noise.brain_rms``. ``kinds``: "grad", "mag" or "eeg" per channel.
-    """
-    brain = fixed_gain @ fixed_gain.T
-    mags = kinds == "mag"
-    brain *= noise.brain_rms**2 / np.mean(np.diag(brain)[mags])
-    white = {"grad": noise.grad_rms, "mag": noise.mag_rms, "eeg": noise.eeg_rms}
-    unknown = set(kinds) - set(white)
-    if unknown:
-        raise ValueError(f"no white noise level for channel types {sorted(unknown)}")
-    return brain + np.diag([white[k] ** 2 for k in kinds])
-
-
-def average_reference(kinds: np.ndarray) -> np.ndarray:
-    """P = I − 𝟙𝟙ᵀ/n on the EEG channels, identity elsewhere, shape (M, M)."""
-    eeg = kinds == "eeg"
-    P = np.eye(len(kinds))
-    if eeg.any():
-        P[np.ix_(eeg, eeg)] -= 1.0 / eeg.sum()
-    return P
-
-
-def type_scale(C: np.ndarray, kinds: np.ndarray) -> np.ndarray:
-    """Per channel, the RMS noise of its channel type, shape (M,): makes C well scaled."""
-    variance = np.diag(C)
-    return np.sqrt(np.array([variance[kinds == k].mean() for k in kinds]))
-
-
-def whitened_snr(signal: np.ndarray, C: np.ndarray, *, proj: np.ndarray,
-                 scale: np.ndarray) -> tuple[float, int]:
-    """max_t √(‖W P b(t)‖² / r) and the peak's sample; W = (P C P)^(−½) on its rank-r range.
-
-    ``scale`` (M,) is constant within channel types, so it commutes with P and
-    leaves the result unchanged; it only keeps the eigenvalues comparable.
-    """
-    D = 1.0 / scale
-    C_s = (proj @ C @ proj.T) * np.outer(D, D)
-    with one_blas_thread():
-        lam, U = np.linalg.eigh(C_s)
-    keep = lam > lam.max() * 1e-10
-    white = (U[:, keep] / np.sqrt(lam[keep])).T * D  # (r, M) = Λ^-½ Uᵀ D
-    power = np.sum((white @ proj @ signal) ** 2, axis=0) / keep.sum()
-    peak = int(power.argmax())
-    return float(np.sqrt(power[peak])), peak
-
-
-def _draw_noise(rng, C: np.ndarray, n_series: int, n_times: int, *, sfreq: float,
-                lowpass: float | None) -> np.ndarray:
-    """Samples of N(0, C), low-passed in time, shape (n_series, M, n_times).
-
-    n = C^½ z with z unit-variance noise; low-pass filtering is a circular
-    multiplication by H(f) with mean |H|² = 1, so the covariance stays C.
-    """
-    scale = np.sqrt(np.diag(C))
-    with one_blas_thread():
-        L = np.linalg.cholesky(C / np.outer(scale, scale)) * scale[:, None]  # L Lᵀ = C
-    z = rng.standard_normal((n_series, len(C), n_times))
-    if lowpass is not None:
-        f = np.fft.fftfreq(n_times, 1.0 / sfreq)
-        H = 1.0 / np.sqrt(1.0 + (f / lowpass) ** 8)  # 4th-order Butterworth magnitude
-        z = np.fft.ifft(np.fft.fft(z, axis=-1) * (H / np.sqrt(np.mean(H**2))), axis=-1).real
-    return L @ z

@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = ["forward_story"]
 
-_UNITS = {"mag": "T/(A·m)", "grad": "T/m/(A·m)", "eeg": "V/(A·m)"}
+_LEADFIELD_UNITS = {"mag": "T/(A·m)", "grad": "T/m/(A·m)", "eeg": "V/(A·m)"}
 _NAMES = {"mag": "magnetometers", "grad": "planar gradiometers", "eeg": "EEG electrodes"}
 
 
@@ -43,14 +43,14 @@ def _leadfield(fwd, types) -> list[str]:
     used = [s["nuse"] for s in fwd["src"]]
     lines = [
         f"Leadfield L: {L.shape[0]} channels × {L.shape[1]} columns = {n_ori} orientation(s) × "
-        f"{n_src} sources; units {', '.join(_UNITS.get(t, '?') + ' (' + t + ')' for t in dict.fromkeys(types))}.",
+        f"{n_src} sources; units {', '.join(_LEADFIELD_UNITS.get(t, '?') + ' (' + t + ')' for t in dict.fromkeys(types))}.",
         f"  Check: {' + '.join(map(str, used))} = {sum(used)} sources = {L.shape[1]} columns / {n_ori}"
         f"  → {'OK' if sum(used) * n_ori == L.shape[1] else 'MISMATCH'}",
     ]
     k = types.index("mag") if "mag" in types else 0
     row = ", ".join(f"{v:.2e}" for v in L[k, :6])
     lines.append(f"  A row of L (channel {fwd['sol']['row_names'][k]}, the field it sees from each "
-                 f"unit dipole): [{row}, …] {_UNITS.get(types[k], '')}")
+                 f"unit dipole): [{row}, …] {_LEADFIELD_UNITS.get(types[k], '')}")
     return lines
 
 

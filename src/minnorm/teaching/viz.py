@@ -257,3 +257,19 @@ def plot_dipoles(positions_mm, fits: list, truth_mm, *, peaks: list):
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
+
+
+def spread(positions_mm: np.ndarray, values: np.ndarray, radius_mm: float = 7.0) -> np.ndarray:
+    """Each non-zero value also given to the sources within ``radius_mm`` (the largest wins),
+    so that a single-source map shows on the cortex.
+
+    Parameters
+    ----------
+    positions_mm : ndarray of shape (n_sources, 3)
+    values : ndarray of shape (n_sources,)
+    """
+    out = np.zeros_like(values)
+    for k in np.flatnonzero(values):
+        near = np.linalg.norm(positions_mm - positions_mm[k], axis=1) <= radius_mm
+        out[near] = np.maximum(out[near], values[k])
+    return out
