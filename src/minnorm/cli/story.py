@@ -66,7 +66,7 @@ def _run_story(parser, args) -> int:
 
 def tell_story_from_files(fwd, *, cov=None, evoked=None, condition=None,
                           lambda2: float = 1.0 / 9.0) -> str:
-    """The story (:func:`minnorm.story.forward_story`) of the user's files.
+    """The story (:func:`minnorm.teaching.story.forward_story`) of the user's files.
 
     With ``cov`` the inverse operator is made (as ``minnorm apply`` would) so
     that G is the whitened, depth-weighted Gram matrix; with ``evoked`` too,

@@ -1,6 +1,6 @@
 """Expanding a low-rank kernel to sources: tiles, memory plan, and batches of data.
 
-A kernel is low rank (see :mod:`minnorm.kernel`)::
+A kernel is low rank (see :mod:`minnorm.engine.kernel`)::
 
     ŝ_e(t) = leads @ (fields @ b_e(t))      # leads (n_rows, r), fields (r, M), r ≤ M
 

@@ -1,6 +1,6 @@
 """Kernels: the inverse for one λ², method and number of averages.
 
-From G = W L R**½ = U S Vᵀ (see :mod:`minnorm.operator`), with Γ = diag(s/(s²+λ²))::
+From G = W L R**½ = U S Vᵀ (see :mod:`minnorm.inverse.operator`), with Γ = diag(s/(s²+λ²))::
 
     K = R**½ V Γ Uᵀ W P                           # (n_rows, M): the MNE kernel
       = leads @ fields                            # leads (n_rows, r), fields (r, M)

@@ -10,7 +10,7 @@ surface normals) and source time courses x_k(t)::
 
 exactly as ``mne.extract_label_time_course`` computes them from the full
 estimates. Here the estimates stay low rank, x_k = ℓ_kᵀ Y with Y = fields @ b
-(r × T, see :mod:`minnorm.batch`):
+(r × T, see :mod:`minnorm.engine.expand`):
 
 * linear outputs (pick_ori "normal", fixed orientation, "vector"): mean and
   mean_flip are one kernel row per label, wᵀ = (1/n) Σ f_k ℓ_kᵀ fields, so all
@@ -99,7 +99,7 @@ def extract_label_time_course(inst, inverse_operator, labels, lambda2=1.0 / 9.0,
     start, stop : int | None
         Raw data only: the sample range, as :func:`minnorm.apply_inverse_raw`.
     max_memory : int | str | None
-        Working memory (see :mod:`minnorm.batch`).
+        Working memory (see :mod:`minnorm.engine.expand`).
     verbose : bool | str | int | None
 
     Returns

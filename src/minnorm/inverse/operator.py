@@ -6,7 +6,7 @@ With the whitener W (n_channels × n_channels), the source covariance R
     G = W L R**½ = U S Vᵀ          # computed once, here
 
 every minimum-norm kernel is then a cheap function of (U, S, V) and λ²
-(see :mod:`minnorm.kernel`).
+(see :mod:`minnorm.engine.kernel`).
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def make_inverse_operator(
     depth : float | None | dict
         Depth-weighting exponent (default 0.8), None for none, or a dict
         with keys ``exp``, ``limit``, ``limit_depth_chs``, ``combine_xyz``,
-        ``allow_fixed_depth`` (see :class:`minnorm.priors.DepthOptions`).
+        ``allow_fixed_depth`` (see :class:`minnorm.engine.priors.DepthOptions`).
     fixed : bool | "auto"
         Fixed orientation normal to the cortex (needs ``loose`` 0 or "auto").
     rank : None | "info" | "full" | dict

@@ -137,7 +137,7 @@ def simulate_evoked(
     Parameters
     ----------
     head : TemplateHead
-        From :func:`minnorm.template.load_template`.
+        From :func:`minnorm.teaching.template.load_template`.
     sources : tuple of Source, optional
         Default :func:`default_sources`.
     snr : float or None

@@ -109,7 +109,7 @@ class TrueSources:
     normals : ndarray of shape (n_sources, 3)
         Outward cortical normals, MRI frame.
     depths_mm : ndarray of shape (n_sources,)
-        Distance to the inner skull (see :func:`minnorm.template.source_depth`).
+        Distance to the inner skull (see :func:`minnorm.teaching.template.source_depth`).
     waveforms : ndarray of shape (n_sources, n_times)
         q_k(t) in A·m (before any per-epoch scaling).
     """
