@@ -150,6 +150,15 @@ def check_depth(depth):
     return value
 
 
+def positive_number(value, what: str, *, hint: str = "") -> float:
+    """A finite real number > 0 (not a bool or a string); ``hint`` follows "> 0" in messages."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{what} must be a number > 0{hint}, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{what} must be a finite number > 0{hint}, got {value!r}")
+    return float(value)
+
+
 def _number(value, name) -> float:
     try:
         return float(value)

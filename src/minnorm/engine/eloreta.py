@@ -21,6 +21,8 @@ import warnings
 import numpy as np
 from scipy import linalg
 
+from .checks import positive_number
+
 logger = logging.getLogger("minnorm")
 
 DEFAULTS = dict(eps=1e-6, max_iter=20, force_equal=False)
@@ -40,7 +42,7 @@ def check_params(method_params) -> dict:
         )
     params.update(method_params)
     params["force_equal"] = _flag(params["force_equal"])
-    params["eps"] = _positive(params["eps"])
+    params["eps"] = positive_number(params["eps"], "eLORETA eps", hint=" (default 1e-6)")
     params["max_iter"] = _count(params["max_iter"])
     return params
 
@@ -50,15 +52,6 @@ def _flag(value) -> bool:
     if value is None or isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise TypeError(f"eLORETA force_equal must be True or False, got {value!r}")
-
-
-def _positive(value) -> float:
-    """eps: a finite number > 0 (the fixed point's relative tolerance)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"eLORETA eps must be a number > 0 (default 1e-6), got {value!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"eLORETA eps must be a finite number > 0 (default 1e-6), got {value!r}")
-    return float(value)
 
 
 def _count(value) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import eloreta as _eloreta
 from .linalg import svd_wide
-from .checks import name_list
+from .checks import name_list, positive_number
 from .whitening import Whitener
 
 __all__ = ["Kernel", "prepare_kernel", "METHODS"]
@@ -93,11 +93,7 @@ def check_lambda2(lambda2) -> float:
 
 def check_nave(nave) -> float:
     """The number of averages: a finite number > 0."""
-    if isinstance(nave, (bool, np.bool_)) or not isinstance(nave, (int, float, np.number)):
-        raise TypeError(f"nave (number of averages) must be a number > 0, got {nave!r}")
-    if not (np.isfinite(nave) and nave > 0):
-        raise ValueError(f"nave (number of averages) must be a finite number > 0, got {nave!r}")
-    return float(nave)
+    return positive_number(nave, "nave (number of averages)")
 
 
 def check_method(method) -> str:

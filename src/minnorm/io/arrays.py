@@ -36,8 +36,19 @@ ARRAY_FORMAT = "minnorm-source-array"
 ARRAY_FORMAT_VERSION = 2  # 1: two formats (apply's epochs array, write_inverse_*); 2: one
 
 
+class _ClosesOnExit:
+    """``with obj:`` closes ``obj`` at the end."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 @dataclass(eq=False)
-class SourceArray:
+class SourceArray(_ClosesOnExit):
     """Source time courses with their vertices and timing, in memory or lazily on disk.
 
     Attributes
@@ -102,13 +113,6 @@ class SourceArray:
         if self._file is not None:
             self._file.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
 
 EstimatesArray = SourceArray  # the names read_estimates_array and read_source_array had
 SourceArrayFile = SourceArray
@@ -170,7 +174,7 @@ def write_array_header(f, *, vertices, tmin, tstep, subject, kind, vector, event
                    lambda2=float(lambda2), pick_ori=str(pick_ori), nave=float(nave))
 
 
-class EpochsArrayWriter:
+class EpochsArrayWriter(_ClosesOnExit):
     """Writes the source estimates of epochs, one by one, into one source-array file.
 
     Memory stays bounded by one epoch's estimate: each is written as it
@@ -214,14 +218,6 @@ class EpochsArrayWriter:
     def close(self) -> None:
         """Finish the file."""
         self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
 
 def write_inverse_epochs(fname, epochs, inverse_operator, lambda2=1.0 / 9.0, method="dSPM", *,
                          label=None, nave=1, pick_ori=None, method_params=None, use_cps=True,
