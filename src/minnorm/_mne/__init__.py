@@ -1,9 +1,11 @@
 """The one edge with MNE-Python: MNE objects in, plain arrays out, and back.
 
-Only this package (and :mod:`minnorm.io`, which reads and writes MNE's files)
-looks inside MNE objects — Info, Forward, Covariance, SourceSpaces, Label,
-Evoked/Epochs/Raw, SourceEstimate and MNE's own InverseOperator dict. The
-engine below works on arrays only; the API above calls these functions.
+The inverse problem's MNE objects — Info, Forward, Covariance, SourceSpaces,
+Label, Evoked/Epochs/Raw, SourceEstimate and MNE's own InverseOperator dict —
+are turned into arrays (and back) here, for every floor above: the engine
+below works on arrays only. Floors above read MNE objects only for their own
+jobs: io/ reads and writes MNE's files, teaching/ builds the template head and
+its simulations with MNE-Python, cli/ describes sources in its summaries.
 
 problem   forward, covariance and Info → the arrays of one inverse problem
 operator  MNE's InverseOperator ⇄ minnorm's

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import _mne
 from ..inverse.operator import InverseOperator
+from ..inverse.setup import as_operator
 from .atomic import AtomicOutputs
 
 __all__ = ["read_inverse_operator", "write_inverse_operator"]
@@ -57,8 +58,7 @@ def write_inverse_operator(fname, inv, *, overwrite=False, verbose=None) -> None
     FileNotFoundError, PermissionError
         Its folder does not exist or is not writable.
     """
-    if not isinstance(inv, InverseOperator):
-        inv = InverseOperator.from_mne(inv)
+    inv = as_operator(inv)
     name = Path(fname).name
     if not name.endswith(("-inv.fif", "_inv.fif", "-inv.fif.gz", "_inv.fif.gz")):
         raise ValueError(f"an inverse operator file name must end in -inv.fif or "
