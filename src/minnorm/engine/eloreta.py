@@ -123,7 +123,15 @@ def _normalize(Gt, R, n_nonzero, diagonal):
 
 
 def _inverse_data_cov(GRGt, lambda2, n_nonzero):
-    """N = (G R Gᵀ + λ² I)⁺ restricted to the n_nonzero largest directions."""
+    """N = (G R Gᵀ + λ² I)⁺ restricted to the n_nonzero largest directions.
+
+    When G is given in the basis of its n_nonzero components (the usual case,
+    see :func:`minnorm.engine.kernel.prepare_kernel`), that is the plain
+    inverse, from a Cholesky factorisation (no eigen-decomposition).
+    """
+    if len(GRGt) == n_nonzero:
+        factor = linalg.cho_factor(GRGt + lambda2 * np.eye(n_nonzero), lower=True)
+        return linalg.cho_solve(factor, np.eye(n_nonzero))
     s, u = linalg.eigh(GRGt)
     s = np.abs(s)
     order = np.argsort(s)[::-1][:n_nonzero]

@@ -192,21 +192,25 @@ def _noise_norm(std_V, weight, n_orient):
 
 def _build_eloreta(op, lambda2, nave, whitener, source_std, params) -> Kernel:
     logger.info("Fitting eLORETA weights (λ² = %g)", lambda2)
-    # the whitened gain without priors: G = U S Vᵀ R**-½
-    G = (op.eigen_fields.T * op.sing) @ op.eigen_leads.T / source_std
+    # The whitened gain without priors, G = U S Vᵀ R**-½, lives in the span of its n
+    # components: eLORETA runs on Uᵀ G = S Vᵀ R**-½ (n × n_rows), where MNE-Python's
+    # (G R Gᵀ + λ²I)⁺ restricted to the n largest directions is a plain inverse.
+    n = whitener.n_nonzero
+    G = (op.sing[:n, np.newaxis] * op.eigen_leads[:, :n].T) / source_std
     orient_std = np.ones(G.shape[1]) if op.orient_prior is None else np.sqrt(op.orient_prior)
     R_sqrt = _eloreta.eloreta_weights(
         G, orient_std=orient_std, n_orient=op.n_orient, lambda2=lambda2,
-        n_nonzero=whitener.n_nonzero, R_init=_warm_start(op, lambda2, nave, params), **params,
+        n_nonzero=n, R_init=_warm_start(op, lambda2, nave, params), **params,
     )
-    U, sing, Vt = svd_wide(_eloreta.weight_gain(G, R_sqrt))
-    reginv = regularized_inverse(sing, lambda2, whitener.n_nonzero)
-    leads = _eloreta.weight_gain(Vt, R_sqrt).T  # R**½ V, (n_rows, r)
-    _check_finite(leads, leads * reginv, None, sing[:whitener.n_nonzero], lambda2, "eLORETA")
+    U, sing, Vt = svd_wide(_eloreta.weight_gain(G, R_sqrt))  # U: (n, n), in the components
+    reginv = regularized_inverse(sing, lambda2, n)
+    leads = _eloreta.weight_gain(Vt, R_sqrt).T  # R**½ V, (n_rows, n)
+    _check_finite(leads, leads * reginv, None, sing[:n], lambda2, "eLORETA")
+    eigen_fields = U.T @ op.eigen_fields[:n]  # back to sensors: (n, M)
     return Kernel(
         method="eLORETA", lambda2=lambda2, nave=nave, leads=leads * reginv,
-        fields=U.T @ (whitener.matrix @ whitener.proj), noise_norm=None,
-        eigen_fields=U.T, sing=sing, reginv=reginv, whitener=whitener,
+        fields=eigen_fields @ (whitener.matrix @ whitener.proj), noise_norm=None,
+        eigen_fields=eigen_fields, sing=sing, reginv=reginv, whitener=whitener,
         eloreta_weights=R_sqrt,
     )
 
