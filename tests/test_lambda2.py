@@ -110,3 +110,93 @@ def test_choose_finds_the_optimum_between_grid_points(rule):
     fine = np.exp(np.linspace(np.log(lam) - 0.2, np.log(lam) + 0.2, 401))
     assert best <= np.min(sign * np.array([reg.criterion(p, rule, f) for f in fine])) + 1e-9
     assert best <= np.min(sign * curve) + 1e-12
+
+
+# --------------------------------------------------------------------------
+# The real sample recording
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def inv(evoked_meeg, fwd_surf_meeg, noise_cov):
+    import minnorm
+
+    return minnorm.make_inverse_operator(evoked_meeg.info, fwd_surf_meeg, noise_cov,
+                                         loose=0.2, depth=0.8)
+
+
+@pytest.mark.parametrize("rule", reg.RULES)
+def test_each_rule_on_the_sample_evoked(evoked_meeg, inv, rule):
+    import minnorm
+
+    choice = minnorm.choose_lambda2(evoked_meeg, inv, rule, tmin=0.0, tmax=0.2)
+    assert isinstance(choice, minnorm.Lambda2Choice)
+    assert np.isfinite(choice.lambda2) and choice.grid[0] <= choice.lambda2 <= choice.grid[-1]
+    assert choice.snr == pytest.approx(1 / np.sqrt(choice.lambda2))
+    assert choice.nave == evoked_meeg.nave and choice.curve.shape == choice.grid.shape
+    assert choice.n_times == np.sum((evoked_meeg.times >= 0) & (evoked_meeg.times <= 0.2))
+    fig = choice.plot()
+    assert len(fig.axes) == 1
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_nave_changes_the_evidence(evoked_meeg, inv):
+    import minnorm
+
+    at_nave = minnorm.choose_lambda2(evoked_meeg, inv, "evidence").lambda2
+    at_one = minnorm.choose_lambda2(evoked_meeg, inv, "evidence", nave=1).lambda2
+    assert at_one > 1.5 * at_nave  # with C instead of C/nave, the data look noisier
+
+
+def test_apply_inverse_with_a_rule_equals_the_chosen_number(evoked_meeg, inv, caplog):
+    import minnorm
+
+    value = minnorm.choose_lambda2(evoked_meeg, inv, "gcv").lambda2
+    with caplog.at_level(logging.INFO, logger="minnorm"):
+        stc = minnorm.apply_inverse(evoked_meeg, inv, "gcv", method="dSPM")
+    assert any("chosen by gcv" in r.getMessage() and f"{value:.4g}" in r.getMessage()
+               for r in caplog.records)
+    ref = minnorm.apply_inverse(evoked_meeg, inv, value, method="dSPM")
+    np.testing.assert_allclose(stc.data, ref.data, rtol=1e-12, atol=0)
+
+
+def test_epochs_raw_files_and_decoding_with_a_rule(epochs_meeg, raw_meeg, inv, tmp_path):
+    import minnorm
+    from minnorm.decoding import SourceTransformer
+
+    value = minnorm.choose_lambda2(epochs_meeg, inv, "evidence").lambda2
+    assert minnorm.choose_lambda2(epochs_meeg, inv, "evidence").nave == len(epochs_meeg)
+    arr = minnorm.apply_inverse_epochs(epochs_meeg, inv, "evidence", "MNE", return_array=True)
+    ref = minnorm.apply_inverse_epochs(epochs_meeg, inv, value, "MNE", return_array=True)
+    np.testing.assert_allclose(arr, ref, rtol=1e-12)
+    stcs = minnorm.apply_inverse_epochs(epochs_meeg, inv, "evidence", "MNE")
+    np.testing.assert_allclose(stcs[3].data, ref[3], rtol=1e-10)
+    f = minnorm.write_inverse_epochs(tmp_path / "e.h5", epochs_meeg, inv, "evidence", "MNE")
+    with minnorm.read_source_array(f) as r:
+        assert r.lambda2 == pytest.approx(value, rel=1e-12)
+    st = SourceTransformer(inv, lambda2="evidence", method="MNE").fit(epochs_meeg)
+    assert st.lambda2_ == pytest.approx(value, rel=1e-12)
+    X = epochs_meeg.get_data(picks=list(inv.ch_names))
+    st_arr = SourceTransformer(inv, lambda2="evidence", method="MNE").fit(X)
+    assert st_arr.lambda2_ == pytest.approx(value, rel=1e-9)
+
+    start, stop = 30, 200
+    t = raw_meeg.times
+    raw_value = minnorm.choose_lambda2(raw_meeg, inv, "gcv", tmin=t[start],
+                                       tmax=t[stop - 1]).lambda2
+    stc = minnorm.apply_inverse_raw(raw_meeg, inv, "gcv", "MNE", start=start, stop=stop)
+    ref = minnorm.apply_inverse_raw(raw_meeg, inv, raw_value, "MNE", start=start, stop=stop)
+    np.testing.assert_allclose(stc.data, ref.data, rtol=1e-12)
+
+
+def test_bad_rule_is_one_line_listing_the_rules(evoked_meeg, inv):
+    import minnorm
+
+    for bad in ("gvc", -1.0):
+        with pytest.raises(ValueError) as err:
+            minnorm.apply_inverse(evoked_meeg, inv, bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="'gcv', 'lcurve', 'discrepancy', 'evidence', 'cv'"):
+        minnorm.apply_inverse(evoked_meeg, inv, "gvc")
+    with pytest.raises(ValueError, match="rule must be one of 'gcv'"):
+        minnorm.choose_lambda2(evoked_meeg, inv, "best")

@@ -37,8 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
+from .kernel import check_lambda2
+
 __all__ = ["RULES", "Problem", "lambda2_grid", "criterion", "choose", "cv_error",
-           "lcurve_parts"]
+           "lcurve_parts", "lambda2_or_rule"]
 
 RULES = ("gcv", "lcurve", "discrepancy", "evidence", "cv")
 # what each rule does with its curve: the chosen λ² is where the curve is...
@@ -63,10 +65,9 @@ class Problem:
         Dimension of the whitened space (noise covariance rank).
     n_times : int
         T, the samples summed over.
-    gain : ndarray (n, r) or None
-        U S in whitened channels (rows): for the cross-validation only.
-    data : ndarray (n, T) or None
-        z, the whitened data (rows as ``gain``): for the cross-validation only.
+    folds : tuple or None
+        For the cross-validation only: per fold of whitened channels,
+        (‖zₜₑ‖², c, H, sₜᵣ, n_test) (see :func:`cv_error`).
     """
 
     sing: np.ndarray
@@ -74,8 +75,7 @@ class Problem:
     outside: float
     n: int
     n_times: int
-    gain: np.ndarray | None = None
-    data: np.ndarray | None = None
+    folds: tuple | None = None
 
 
 def make_problem(sing, eigen_fields, white_data, n, *, with_cv=False) -> Problem:
@@ -87,9 +87,26 @@ def make_problem(sing, eigen_fields, white_data, n, *, with_cv=False) -> Problem
     energy = np.sum(np.abs(y) ** 2, axis=1)
     total = float(np.sum(np.abs(white_data) ** 2))
     outside = max(total - float(energy.sum()), 0.0)
-    gain = (Ut.T * sing) if with_cv else None
-    return Problem(sing, energy, outside, int(n), white_data.shape[1], gain,
-                   white_data if with_cv else None)
+    folds = _cv_folds(Ut.T * sing, white_data) if with_cv else None
+    return Problem(sing, energy, outside, int(n), white_data.shape[1], folds)
+
+
+def _cv_folds(B, z, k: int = CV_FOLDS) -> tuple:
+    """Per fold, from one SVD Bₜᵣ = Uₜᵣ diag(sₜᵣ) Vₜᵣᵀ of the training rows of B::
+
+        P = Bₜₑ Vₜᵣ,  q = Uₜᵣᵀ zₜᵣ,  c_k = Re Σₜ (Pᵀ zₜₑ)*_kt q_kt,
+        H = Re(q qᴴ) ∘ (PᵀP),  so with d = sₜᵣ/(sₜᵣ² + λ²):
+        ‖zₜₑ − P diag(d) q‖² = ‖zₜₑ‖² − 2 dᵀc + dᵀHd      (O(r²) per λ²)
+    """
+    out = []
+    for test in _folds(len(B), k):
+        train = np.setdiff1d(np.arange(len(B)), test)
+        Uf, sf, Vft = np.linalg.svd(B[train], full_matrices=False)
+        P, q = B[test] @ Vft.T, Uf.T @ z[train]
+        c = np.sum(np.conj(P.T @ z[test]) * q, axis=1).real
+        H = (q @ q.conj().T).real * (P.T @ P)
+        out.append((float(np.sum(np.abs(z[test]) ** 2)), c, H, sf, len(test)))
+    return tuple(out)
 
 
 def lambda2_grid(sing, n_points: int = 161) -> np.ndarray:
@@ -156,7 +173,7 @@ def _folds(n: int, k: int) -> list:
     return [np.sort(part) for part in np.array_split(order, k)]
 
 
-def cv_error(p: Problem, lambda2, folds: int = CV_FOLDS):
+def cv_error(p: Problem, lambda2):
     """K-fold cross-validation over whitened channels, divided by n · T.
 
     The rows of ``gain`` and ``data`` are whitened channels (the whitener's
@@ -168,17 +185,12 @@ def cv_error(p: Problem, lambda2, folds: int = CV_FOLDS):
     is ‖zₜₑ − Bₜₑ c‖², all through one SVD of Bₜᵣ.
     """
     lam = np.atleast_1d(np.asarray(lambda2, float))
-    B, z = p.gain, p.data
     total = np.zeros(len(lam))
-    for test in _folds(len(B), folds):
-        train = np.setdiff1d(np.arange(len(B)), test)
-        Uf, sf, Vft = np.linalg.svd(B[train], full_matrices=False)
-        proj = Uf.T @ z[train]  # (q, T)
-        pred_basis = B[test] @ Vft.T  # (n_test, q)
-        for j, l2 in enumerate(lam):
-            pred = pred_basis @ ((sf / (sf**2 + l2))[:, np.newaxis] * proj)
-            total[j] += np.sum(np.abs(z[test] - pred) ** 2)
-    out = total / (len(B) * p.n_times)
+    for z2, c, H, sf, _ in p.folds:
+        d = sf / (sf**2 + lam[:, np.newaxis])  # (n_λ, q)
+        total += z2 - 2 * d @ c + np.einsum("lk,kj,lj->l", d, H, d)
+    n = sum(f[-1] for f in p.folds)
+    out = total / (n * p.n_times)
     return out if np.ndim(lambda2) else out[0]
 
 
@@ -199,8 +211,7 @@ def choose(p: Problem, rule: str, grid: np.ndarray) -> tuple[float, np.ndarray, 
     between the grid points where the curve changes sign). At a grid edge
     the edge is returned and the flag is False.
     """
-    curve = np.array([criterion(p, rule, l2) for l2 in grid]) if rule == "cv" \
-        else criterion(p, rule, grid)
+    curve = criterion(p, rule, grid)
     u = np.log(grid)
     if GOAL[rule] == "root":
         return _root(p, curve, u, grid)
@@ -226,3 +237,19 @@ def _root(p, curve, u, grid):
     x = optimize.brentq(lambda x: float(discrepancy(p, np.exp(x))), u[k - 1], u[k],
                         xtol=1e-10)
     return float(np.exp(x)), curve, True
+
+
+def lambda2_or_rule(value):
+    """A λ² (a positive finite number, returned as float) or the name of a rule (returned as is)."""
+    if isinstance(value, str):
+        rule = value.strip().lower()
+        if rule in RULES:
+            return rule
+        try:
+            return check_lambda2(float(value))
+        except ValueError:
+            raise ValueError(
+                f"lambda2 must be a number > 0 (e.g. 1/9) or one of the rules "
+                f"{', '.join(repr(r) for r in RULES)} that choose it from the data, "
+                f"got {value!r}") from None
+    return check_lambda2(value)
