@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from minnorm.engine import regularisation as reg
+from _cli_files import evoked_one, files  # noqa: F401  (fixtures)
 
 LAMBDAS = np.array([1e-3, 0.03, 0.3, 2.0, 30.0])
 
@@ -200,3 +201,25 @@ def test_bad_rule_is_one_line_listing_the_rules(evoked_meeg, inv):
         minnorm.apply_inverse(evoked_meeg, inv, "gvc")
     with pytest.raises(ValueError, match="rule must be one of 'gcv'"):
         minnorm.choose_lambda2(evoked_meeg, inv, "best")
+
+
+def test_cli_apply_with_a_rule(files, evoked_one, tmp_path, capsys):  # noqa: F811
+    import mne
+
+    import minnorm
+    from _cli_files import evoked_args, run
+
+    code, out, err = run(capsys, *evoked_args(files), "--method", "MNE", "--lambda2", "gcv",
+                         "--out", tmp_path / "g")
+    assert code == 0, err
+    fwd = mne.read_forward_solution(files.fwd_vol, verbose="error")
+    op = minnorm.make_inverse_operator(evoked_one.info, fwd,
+                                       mne.read_cov(files.cov, verbose="error"))
+    value = minnorm.choose_lambda2(evoked_one, op, "gcv").lambda2
+    assert f"λ² = {value:.4g}, chosen by gcv" in out
+    expected = minnorm.apply_inverse(evoked_one, op, value, "MNE")
+    read = mne.read_source_estimate(tmp_path / "g-vl.stc")
+    np.testing.assert_allclose(read.data, expected.data, rtol=1e-5, atol=1e-6 * np.abs(
+        expected.data).max())
+    code, _, err = run(capsys, *evoked_args(files), "--lambda2", "best", "--out", tmp_path / "b")
+    assert code == 2 and "'gcv', 'lcurve'" in err and err.count("\n") == 1
