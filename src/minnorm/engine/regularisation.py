@@ -246,10 +246,11 @@ def lambda2_or_rule(value):
         if rule in RULES:
             return rule
         try:
-            return check_lambda2(float(value))
+            number = float(value)
         except ValueError:
             raise ValueError(
                 f"lambda2 must be a number > 0 (e.g. 1/9) or one of the rules "
                 f"{', '.join(repr(r) for r in RULES)} that choose it from the data, "
                 f"got {value!r}") from None
+        return check_lambda2(number)
     return check_lambda2(value)
