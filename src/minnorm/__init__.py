@@ -10,6 +10,7 @@ from ._version import __version__
 from .engine.kernel import Kernel, prepare_kernel
 from .inverse.apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
 from .inverse.labels import extract_label_time_course
+from .inverse.lambda2 import Lambda2Choice, choose_lambda2
 from .inverse.operator import InverseOperator, make_inverse_operator
 from .inverse.stream import iter_inverse_epochs, iter_inverse_raw
 from .io import (
@@ -35,6 +36,8 @@ __all__ = [
     "write_inverse_raw",
     "read_source_array",
     "extract_label_time_course",
+    "choose_lambda2",
+    "Lambda2Choice",
     "read_inverse_operator",
     "write_inverse_operator",
     "MinnormWarning",

@@ -33,9 +33,10 @@ from sklearn.utils.validation import check_is_fitted
 from . import _mne
 from .engine.expand import apply_array, make_expander
 from .engine.memory import check_dtype, parse_memory
-from .engine.kernel import check_lambda2, check_method
+from .engine.kernel import check_method
+from .engine.regularisation import lambda2_or_rule
 from .inverse.labels import apply_plan, as_list, make_plan
-from .inverse.setup import prepare
+from .inverse.setup import as_operator, prepare
 
 __all__ = ["SourceTransformer", "TimeDecoding", "decode_over_time", "haufe_pattern"]
 
@@ -46,8 +47,10 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     inverse_operator : InverseOperator | mne.minimum_norm.InverseOperator
-    lambda2 : float
-        Regularisation (1/SNR²; single trials are noisy: 1/SNR² with SNR ≈ 1).
+    lambda2 : float | str
+        Regularisation (1/SNR²; single trials are noisy: 1/SNR² with SNR ≈ 1),
+        or a rule ("gcv", …, see :func:`minnorm.choose_lambda2`) applied in
+        ``fit`` to the average of the epochs X (nave × their number).
     method : "MNE" | "dSPM" | "sLORETA" | "eLORETA"
     pick_ori : None | "normal" | "vector"
     labels : None | mne.Label | list of mne.Label
@@ -88,6 +91,8 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
     op_ : InverseOperator
     ch_names_ : tuple of str
         Channels expected on axis 1 of array input, in this order.
+    lambda2_ : float
+        The λ² used (the one chosen when ``lambda2`` is a rule).
     n_features_out_ : int
         Source features (sources, sources × 3 for vectors, or labels [× 3]);
         with ``fast=True`` the r ≤ n_channels reduced features.
@@ -117,19 +122,10 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         if self.inverse_operator is None:
             raise ValueError("SourceTransformer needs an inverse_operator: pass "
                              "SourceTransformer(minnorm.make_inverse_operator(...))")
-        check_lambda2(self.lambda2)
+        lambda2 = lambda2_or_rule(self.lambda2)
         check_method(self.method)
         self.dtype_ = check_dtype(self.dtype)
-        setup = prepare(self.inverse_operator, lambda2=self.lambda2, method=self.method,
-                        nave=self.nave, pick_ori=self.pick_ori)
-        self.op_ = setup.op
-        self.label_plan_ = None
-        if self.labels is None:
-            self.expander_ = make_expander(setup.kernel, setup.assembled, dtype=self.dtype_)
-        else:  # the plan holds its own (float64) expander: label reductions run in float64
-            self.label_plan_ = make_plan(setup, as_list(self.labels), mode=self.label_mode,
-                                         allow_empty=False)
-            self.expander_ = self.label_plan_.ex
+        self.op_ = as_operator(self.inverse_operator)
         self.ch_names_ = self.op_.ch_names if self.ch_names is None else list(self.ch_names)
         missing = sorted(set(self.op_.ch_names) - set(self.ch_names_))
         if missing:
@@ -137,6 +133,19 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
                              f"({missing[:5]}…): give the names of the data's channels")
         self._rows = [self.ch_names_.index(c) for c in self.op_.ch_names] \
             if self.ch_names is not None else slice(None)
+        data = None  # what a rule chooses λ² from: the epochs, in the operator's channels
+        if isinstance(lambda2, str):
+            data = X if _mne.data_kind(X) == "epochs" else self._array(X)[:, self._rows]
+        setup = prepare(self.op_, lambda2=lambda2, method=self.method, nave=self.nave,
+                        pick_ori=self.pick_ori, data=data)
+        self.lambda2_ = setup.kernel.lambda2
+        self.label_plan_ = None
+        if self.labels is None:
+            self.expander_ = make_expander(setup.kernel, setup.assembled, dtype=self.dtype_)
+        else:  # the plan holds its own (float64) expander: label reductions run in float64
+            self.label_plan_ = make_plan(setup, as_list(self.labels), mode=self.label_mode,
+                                         allow_empty=False)
+            self.expander_ = self.label_plan_.ex
         self.source_map_ = None
         if self.fast:
             self._fit_fast()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +24,7 @@ from ..io import fif as _fif
 from .estimates import (
     ApplyResult,
     check_memory_for,
+    chosen_lambda2,
     describe_used_operator,
     estimate_kind,
     is_complex,
@@ -204,6 +205,7 @@ class ApplyRequest:
     method: str = "dSPM"
     lambda2: float = 1.0 / 9.0
     snr: float | None = 3.0
+    rule: str | None = None  # the rule that chose lambda2 (--lambda2 gcv, …)
     loose: float | str = "auto"
     depth: float | None = 0.8
     fixed: bool = False
@@ -255,6 +257,9 @@ def run_apply(request: ApplyRequest) -> ApplyResult:
                 _mne.write_inverse(outputs.temporary(plan.inverse), inv.to_mne(),
                                    overwrite=True)
             bar.update()
+            if isinstance(request.lambda2, str):  # a rule: chosen once, from the data
+                request = replace(request, lambda2=chosen_lambda2(request, data, inv),
+                                  snr=None, rule=request.lambda2)
             bar.set_description_str(f"{request.method} estimates")
             peak, times = write_estimates(request, data, inv, label, plan, outputs)
             data_text += (f", {len(times)} samples from {times[0]:.3f} to "

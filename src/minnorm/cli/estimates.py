@@ -11,6 +11,7 @@ import numpy as np
 from .. import _mne
 from ..engine.checks import check_memory
 from ..inverse.apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
+from ..inverse.lambda2 import resolve_lambda2
 from ..io import EpochsArrayWriter, stc_paths, write_source_estimate
 from ..io.paths import user_path
 from .summary import describe_operator, describe_source
@@ -46,7 +47,8 @@ class ApplyResult:
     def summary(self) -> str:
         """The one-paragraph summary printed at the end."""
         r = self.request
-        reg = f"λ² = {r.lambda2:.4g}" + (f", SNR {r.snr:g}" if r.snr is not None else "")
+        reg = f"λ² = {r.lambda2:.4g}" + (f", SNR {r.snr:g}" if r.snr is not None else "") \
+            + (f", chosen by {r.rule}" if getattr(r, "rule", None) else "")
         label = f", restricted to the label {r.label.name}" if r.label is not None else ""
         ori = {None: "", "normal": ", normal component", "vector": ", x/y/z vectors"}[r.pick_ori]
         in_epoch = f" in epoch {self.peak.epoch}" if self.peak.epoch is not None else ""
@@ -132,6 +134,13 @@ def plan_outputs(request, kind, data, complex_data) -> OutputPlan:
         ftype = "h5"
     paths = [p for prefix in prefixes for p in stc_paths(prefix, kind, ftype=ftype)]
     return OutputPlan(prefixes, paths, inverse, None, ftype)
+
+
+def chosen_lambda2(request, data, inv) -> float:
+    """λ² by the rule ``request.lambda2`` from the data the estimates are of (once)."""
+    span = _raw_window(data, request) if request.data_kind == "raw" else None
+    nave = data.nave if request.data_kind == "evoked" else 1
+    return resolve_lambda2(request.lambda2, inv, data, nave=nave, span=span)
 
 
 def write_estimates(request, data, inv, label, plan, outputs) -> Peak:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..engine.checks import lambda2_from_snr
-from ..engine.kernel import check_lambda2
+from ..engine.regularisation import RULES, lambda2_or_rule
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -90,8 +90,9 @@ def add_regularisation(parser):
     group.add_argument("--snr", type=typed(snr_type, "snr"),
                        help="signal-to-noise ratio: λ² = 1/SNR² (default 3, i.e. λ² = 1/9; "
                             "1 is usual for single epochs and raw data)")
-    group.add_argument("--lambda2", type=typed(check_lambda2, "lambda2"),
-                       help="regularisation λ² > 0 directly (instead of --snr)")
+    group.add_argument("--lambda2", type=typed(lambda2_or_rule, "lambda2"),
+                       help="regularisation λ² > 0 directly (instead of --snr), or a rule "
+                            f"that chooses it from the data: {', '.join(RULES)}")
 
 
 def lambda2_of(args):

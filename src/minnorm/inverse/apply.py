@@ -32,8 +32,11 @@ def apply_inverse(evoked, inverse_operator, lambda2=1.0 / 9.0, method="dSPM",
     evoked : mne.Evoked
         The noise covariance is divided by ``evoked.nave``.
     inverse_operator : InverseOperator | mne.minimum_norm.InverseOperator
-    lambda2 : float
-        Regularisation λ² > 0 (1/SNR²; default 1/9 for SNR = 3).
+    lambda2 : float | str
+        Regularisation λ² > 0 (1/SNR²; default 1/9 for SNR = 3), or a rule that
+        chooses it from the data ("gcv", "lcurve", "discrepancy", "evidence",
+        "cv"; see :func:`minnorm.choose_lambda2`): from the Evoked here, the
+        average of the epochs, or the raw window, once, logged at INFO.
     method : "MNE" | "dSPM" | "sLORETA" | "eLORETA"
     pick_ori : None | "normal" | "vector"
         None: norm over orientations (free/loose); "normal": the component
@@ -60,7 +63,7 @@ def apply_inverse(evoked, inverse_operator, lambda2=1.0 / 9.0, method="dSPM",
         _mne.check_instance(evoked, "evoked")
         s = prepare(inverse_operator, evoked.info, ch_names=evoked.ch_names, lambda2=lambda2,
                     method=method, nave=evoked.nave, method_params=method_params, label=label,
-                    pick_ori=pick_ori, use_cps=use_cps)
+                    pick_ori=pick_ori, use_cps=use_cps, data=evoked)
         data = evoked.data[s.rows]
         _mne.check_data(data, s.op, evoked.info, nave=evoked.nave)
         stc = _stc(s, apply_assembled(s.assembled, data), evoked.times[0], evoked.info)
@@ -119,7 +122,7 @@ def apply_inverse_epochs(epochs, inverse_operator, lambda2, method="dSPM", label
         _mne.check_instance(epochs, "epochs")
         s = prepare(inverse_operator, epochs.info, ch_names=epochs.ch_names, lambda2=lambda2,
                     method=method, nave=nave, method_params=method_params, label=label,
-                    pick_ori=pick_ori, use_cps=use_cps)
+                    pick_ori=pick_ori, use_cps=use_cps, data=epochs)
 
     def generate():
         epochs_iter = _log.progress(_mne.iter_epochs(epochs), total=len(epochs.events),
@@ -146,7 +149,7 @@ def apply_inverse_raw(raw, inverse_operator, lambda2, method="dSPM", label=None,
         _mne.check_instance(raw, "raw")
         s = prepare(inverse_operator, raw.info, ch_names=raw.ch_names, lambda2=lambda2,
                     method=method, nave=nave, method_params=method_params, label=label,
-                    pick_ori=pick_ori, use_cps=use_cps)
+                    pick_ori=pick_ori, use_cps=use_cps, data=raw, span=(start, stop))
         data, times = raw[s.rows, start:stop]
         if not data.shape[1]:
             raise ValueError(f"start={start}, stop={stop} select no sample of the "

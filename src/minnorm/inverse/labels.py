@@ -118,7 +118,7 @@ def extract_label_time_course(inst, inverse_operator, labels, lambda2=1.0 / 9.0,
         nave = (inst.nave if kind == "evoked" else 1) if nave is None else nave
         s = prepare(inverse_operator, inst.info, ch_names=inst.ch_names, lambda2=lambda2,
                     method=method, nave=nave, method_params=method_params, pick_ori=pick_ori,
-                    use_cps=use_cps)
+                    use_cps=use_cps, data=inst, span=(start, stop))
         plan = make_plan(s, as_list(labels), mode=mode, allow_empty=allow_empty)
         op, rows = s.op, s.rows
         if kind == "evoked":

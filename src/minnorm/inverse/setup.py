@@ -5,6 +5,8 @@
     inverse operator (minnorm's or MNE-Python's) ── as_operator ──▶ InverseOperator
         │ check_channels: names, bads and compensation grade against the data's Info
         ▼
+    resolve_lambda2(λ², data)                  a rule name ("gcv", …) → a number, from the
+        ▼                                      data (inverse.lambda2), once
     prepare_kernel(λ², method, nave)           the low-rank kernel, cached on the operator
         ▼
     assemble(label, pick_ori)                  rows of the label, normal component or
@@ -30,6 +32,7 @@ from .. import _mne
 from ..engine.expand import Assembled
 from ..engine.kernel import Kernel, prepare_kernel
 from ..engine.priors import surface_frames
+from .lambda2 import resolve_lambda2
 from .operator import InverseOperator
 
 __all__ = ["Setup", "prepare", "as_operator", "assemble", "check_pick_ori", "PickOri"]
@@ -68,7 +71,7 @@ def as_operator(inverse_operator) -> InverseOperator:
 
 def prepare(inverse_operator, info=None, *, ch_names=None, lambda2, method="dSPM", nave=1,
             method_params=None, label=None, pick_ori: PickOri = None,
-            use_cps: bool = True) -> Setup:
+            use_cps: bool = True, data=None, span=None) -> Setup:
     """Operator, channel checks, kernel and assembly, in that order.
 
     Parameters
@@ -83,10 +86,17 @@ def prepare(inverse_operator, info=None, *, ch_names=None, lambda2, method="dSPM
         As :func:`minnorm.prepare_kernel`.
     label, pick_ori, use_cps
         As :func:`minnorm.apply_inverse`.
+    data, span
+        What a rule given as ``lambda2`` (e.g. "gcv") chooses λ² from: an
+        Evoked, Epochs (their average), Raw (samples ``span`` = (start, stop))
+        or an array in the operator's channel order; see
+        :func:`minnorm.inverse.lambda2.resolve_lambda2`. The kernel's λ² is
+        the one chosen (``Setup.kernel.lambda2``).
     """
     op = as_operator(inverse_operator)
     if info is not None:
         _mne.check_channels(op, info)
+    lambda2 = resolve_lambda2(lambda2, op, data, nave=nave, span=span)
     kernel = prepare_kernel(op, lambda2=lambda2, method=method, nave=nave,
                             method_params=method_params)
     assembled = assemble(op, kernel, label=label, pick_ori=pick_ori, use_cps=use_cps)

@@ -46,20 +46,21 @@ class StreamSetup:
     per_block: int
     per_time: int
     shape: tuple  # the whole result's (n_epochs, *out_shape, n_times), or without n_epochs
+    lambda2: float  # as used (chosen, when a rule was given)
 
 
 def _setup(inst, kind, inverse_operator, *, n_epochs, n_times, stream, lambda2, method, nave,
-           method_params, label, pick_ori, use_cps, dtype, max_memory) -> StreamSetup:
+           method_params, label, pick_ori, use_cps, dtype, max_memory, span=None) -> StreamSetup:
     """The shared setup, an expander and block sizes (budgeted for complex data if they may be)."""
     s = prepare(inverse_operator, inst.info, ch_names=inst.ch_names, lambda2=lambda2,
                 method=method, nave=nave, method_params=method_params, label=label,
-                pick_ori=pick_ori, use_cps=use_cps)
+                pick_ori=pick_ori, use_cps=use_cps, data=inst, span=span)
     ex = make_expander(s.kernel, s.assembled, dtype=dtype)
     per_block, per_time = plan_blocks(ex, n_epochs, n_times, M=len(s.rows), stream=stream,
                                       max_memory=max_memory,
                                       complex_data=_mne.may_be_complex(inst))
     shape = (*ex.out_shape, n_times) if kind == "raw" else (n_epochs, *ex.out_shape, n_times)
-    return StreamSetup(s.op, ex, s.rows, per_block, per_time, shape)
+    return StreamSetup(s.op, ex, s.rows, per_block, per_time, shape, s.kernel.lambda2)
 
 
 def epochs_setup(epochs, inverse_operator, *, stream, **options) -> StreamSetup:
@@ -188,7 +189,7 @@ def raw_setup(raw, inverse_operator, start, stop, **options):
     _mne.check_instance(raw, "raw")
     start, stop = raw_span(raw, start, stop)
     s = _setup(raw, "raw", inverse_operator, n_epochs=1, n_times=stop - start, stream=True,
-               **options)
+               span=(start, stop), **options)
     return s, start, stop
 
 

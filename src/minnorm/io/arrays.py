@@ -246,7 +246,7 @@ def write_inverse_epochs(fname, epochs, inverse_operator, lambda2=1.0 / 9.0, met
                 written = block.epochs.stop
             dset(s.ex.dtype).resize(written, axis=0)  # made here when every epoch was dropped
             _write_meta(f, s, tmin=epochs.times[0], tstep=1.0 / epochs.info["sfreq"],
-                        events=epochs.events[:written], method=method, lambda2=lambda2,
+                        events=epochs.events[:written], method=method, lambda2=s.lambda2,
                         pick_ori=pick_ori, nave=nave)
     return user_path(fname)
 
@@ -272,7 +272,7 @@ def write_inverse_raw(fname, raw, inverse_operator, lambda2=1.0 / 9.0, method="d
                 dset(block.data.dtype)[..., block.times] = block.data
             _write_meta(f, s, tmin=start / raw.info["sfreq"],  # as MNE: from the first sample
                         tstep=1.0 / raw.info["sfreq"], events=None, method=method,
-                        lambda2=lambda2, pick_ori=pick_ori, nave=nave)
+                        lambda2=s.lambda2, pick_ori=pick_ori, nave=nave)
     return user_path(fname)
 
 
