@@ -125,15 +125,14 @@ def test_an_existing_estimate_stops_the_run_before_any_work(cache, monkeypatch, 
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
 
-def test_cache_is_reused_then_rebuilt_when_corrupted(demo, cache, monkeypatch, tmp_path):
+def test_cache_is_reused_then_rebuilt_when_corrupted(demo, cache, monkeypatch):
     monkeypatch.setenv("MINNORM_CACHE_DIR", str(cache))
     head = load_template(spacing="ico4", progress=False)
     assert not head.built  # the demo's build is reused
     fwd_file = next(head.cache_path.glob("*fwd.fif"))
     size = fwd_file.stat().st_size
     fwd_file.write_bytes(fwd_file.read_bytes()[:1000])  # truncate
-    again = run_demo(out=tmp_path / "again", snr=30.0, seed=1, progress=False,
-                     echo=lambda *a: None)
-    assert again.report.exists()
+    rebuilt = load_template(spacing="ico4", progress=False)  # what run_demo calls first
+    assert rebuilt.built and rebuilt.forward["nsource"] == head.forward["nsource"]
     assert fwd_file.stat().st_size == size  # the corrupt file was rebuilt
     assert load_template(spacing="ico4", progress=False).built is False  # and cached again
