@@ -65,9 +65,8 @@ class Problem:
         Dimension of the whitened space (noise covariance rank).
     n_times : int
         T, the samples summed over.
-    folds : tuple or None
-        For the cross-validation only: per fold of whitened channels,
-        (‖zₜₑ‖², c, H, sₜᵣ, n_test) (see :func:`cv_error`).
+    folds : tuple of CVFold or None
+        For the cross-validation only: one per fold of whitened channels.
     """
 
     sing: np.ndarray
@@ -76,6 +75,29 @@ class Problem:
     n: int
     n_times: int
     folds: tuple | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class CVFold:
+    """One fold's quadratic form of the held-out error in d = sₜᵣ/(sₜᵣ² + λ²) (see _cv_folds).
+
+    Attributes
+    ----------
+    test_energy : float
+        ‖zₜₑ‖², the held-out rows' whitened energy.
+    c : ndarray (q,)
+    H : ndarray (q, q)
+    sing : ndarray (q,)
+        sₜᵣ, singular values of the training rows.
+    n_test : int
+        Held-out rows.
+    """
+
+    test_energy: float
+    c: np.ndarray
+    H: np.ndarray
+    sing: np.ndarray
+    n_test: int
 
 
 def make_problem(sing, eigen_fields, white_data, n, *, with_cv=False) -> Problem:
@@ -105,7 +127,7 @@ def _cv_folds(B, z, k: int = CV_FOLDS) -> tuple:
         P, q = B[test] @ Vft.T, Uf.T @ z[train]
         c = np.sum(np.conj(P.T @ z[test]) * q, axis=1).real
         H = (q @ q.conj().T).real * (P.T @ P)
-        out.append((float(np.sum(np.abs(z[test]) ** 2)), c, H, sf, len(test)))
+        out.append(CVFold(float(np.sum(np.abs(z[test]) ** 2)), c, H, sf, len(test)))
     return tuple(out)
 
 
@@ -186,10 +208,10 @@ def cv_error(p: Problem, lambda2):
     """
     lam = np.atleast_1d(np.asarray(lambda2, float))
     total = np.zeros(len(lam))
-    for z2, c, H, sf, _ in p.folds:
-        d = sf / (sf**2 + lam[:, np.newaxis])  # (n_λ, q)
-        total += z2 - 2 * d @ c + np.einsum("lk,kj,lj->l", d, H, d)
-    n = sum(f[-1] for f in p.folds)
+    for f in p.folds:
+        d = f.sing / (f.sing**2 + lam[:, np.newaxis])  # (n_λ, q)
+        total += f.test_energy - 2 * d @ f.c + np.einsum("lk,kj,lj->l", d, f.H, d)
+    n = sum(f.n_test for f in p.folds)
     out = total / (n * p.n_times)
     return out if np.ndim(lambda2) else out[0]
 

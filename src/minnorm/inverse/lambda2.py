@@ -25,7 +25,7 @@ import numpy as np
 from .. import _mne
 from ..engine import regularisation as reg
 from ..engine.kernel import check_nave
-from .operator import InverseOperator
+from .operator import InverseOperator, as_operator
 
 __all__ = ["Lambda2Choice", "choose_lambda2", "resolve_lambda2", "RULES"]
 
@@ -116,7 +116,7 @@ def choose_lambda2(evoked_or_epochs, inverse_operator, rule, *, tmin=None, tmax=
         ``.lambda2``, ``.snr``, ``.grid``, ``.curve``, ``.plot()``.
     """
     rule = _check_rule(rule)
-    op = _as_operator(inverse_operator)
+    op = as_operator(inverse_operator)
     kind = _mne.data_kind(evoked_or_epochs)
     if kind is None:
         raise TypeError(f"choose_lambda2 needs an mne Evoked, Epochs or Raw, got "
@@ -185,12 +185,6 @@ def _check_rule(rule) -> str:
         raise ValueError(f"rule must be one of {', '.join(repr(r) for r in RULES)}, "
                          f"got {rule!r}")
     return checked
-
-
-def _as_operator(inverse_operator) -> InverseOperator:
-    if isinstance(inverse_operator, InverseOperator):
-        return inverse_operator
-    return InverseOperator.from_mne(inverse_operator)
 
 
 def _window_data(inst, kind, op, nave, span=None):

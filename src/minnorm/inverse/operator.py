@@ -31,7 +31,7 @@ from ..engine.priors import (
 )
 from ..engine.whitening import Whitener, compute_whitener
 
-__all__ = ["InverseOperator", "make_inverse_operator"]
+__all__ = ["InverseOperator", "make_inverse_operator", "as_operator"]
 
 logger = logging.getLogger("minnorm")
 
@@ -322,3 +322,10 @@ def _decompose(problem, oriented: _Oriented, whitener: Whitener) -> InverseOpera
         n_sources=n_sources,
         mne=problem.context,
     )
+
+
+def as_operator(inverse_operator) -> InverseOperator:
+    """minnorm's operator as it is; MNE-Python's converted (once per call)."""
+    if isinstance(inverse_operator, InverseOperator):
+        return inverse_operator
+    return InverseOperator.from_mne(inverse_operator)

@@ -33,7 +33,7 @@ from ..engine.expand import Assembled
 from ..engine.kernel import Kernel, prepare_kernel
 from ..engine.priors import surface_frames
 from .lambda2 import resolve_lambda2
-from .operator import InverseOperator
+from .operator import InverseOperator, as_operator
 
 __all__ = ["Setup", "prepare", "as_operator", "assemble", "check_pick_ori", "PickOri"]
 
@@ -60,13 +60,6 @@ class Setup:
     kernel: Kernel
     assembled: Assembled
     rows: list | None
-
-
-def as_operator(inverse_operator) -> InverseOperator:
-    """minnorm's operator as it is; MNE-Python's converted (once per call)."""
-    if isinstance(inverse_operator, InverseOperator):
-        return inverse_operator
-    return InverseOperator.from_mne(inverse_operator)
 
 
 def prepare(inverse_operator, info=None, *, ch_names=None, lambda2, method="dSPM", nave=1,
