@@ -19,6 +19,7 @@ FLOORS = {
     "_mne": 2,
     "inverse": 3,
     "io": 4,
+    "resolution": 4,
     "decoding": 5,
     "teaching": 6,
     "cli": 7,

@@ -13,6 +13,13 @@ from .inverse.labels import extract_label_time_course
 from .inverse.lambda2 import Lambda2Choice, choose_lambda2
 from .inverse.operator import InverseOperator, make_inverse_operator
 from .inverse.stream import iter_inverse_epochs, iter_inverse_raw
+from .resolution import (
+    get_cross_talk,
+    get_point_spread,
+    make_inverse_resolution_matrix,
+    resolution_maps,
+    resolution_metrics,
+)
 from .io import (
     read_inverse_operator,
     read_source_array,
@@ -38,6 +45,11 @@ __all__ = [
     "extract_label_time_course",
     "choose_lambda2",
     "Lambda2Choice",
+    "make_inverse_resolution_matrix",
+    "get_point_spread",
+    "get_cross_talk",
+    "resolution_metrics",
+    "resolution_maps",
     "read_inverse_operator",
     "write_inverse_operator",
     "MinnormWarning",

@@ -11,6 +11,7 @@ problem   forward, covariance and Info → the arrays of one inverse problem
 operator  MNE's InverseOperator ⇄ minnorm's
 checks    data against an operator: channels, bads, compensation grade, values
 labels    labels on a source space
+resolution  the leadfield, locations and indices of resolution analysis
 stc       source estimates from arrays
 data      epochs and raw data in blocks
 """
@@ -48,6 +49,7 @@ from .problem import (
     read_problem,
     source_normals,
 )
+from .resolution import function_indices, is_fixed, resolution_leadfield, source_locations
 from .stc import (
     make_stc,
     residual_evoked,
@@ -99,4 +101,8 @@ __all__ = [
     "inverse_from_mne",
     "inverse_to_mne",
     "write_inverse",
+    "function_indices",
+    "is_fixed",
+    "resolution_leadfield",
+    "source_locations",
 ]

@@ -198,9 +198,10 @@ def source_normals(src, use_cps: bool) -> list:
     for s in src:
         vertno = s["vertno"]
         if use_cps and s.get("patch_inds") is not None:
-            patches = [s["pinfo"][i] for i in s["patch_inds"]]
-            starts = np.cumsum([0] + [len(p) for p in patches[:-1]])
-            nn = np.add.reduceat(s["nn"][np.concatenate(patches)], starts, axis=0)
+            # One np.sum per patch, as MNE-Python sums them: the tangential
+            # pair of a loose/free operator is the degenerate eigenbasis of
+            # I − n nᵀ, which a last-bit difference in n turns arbitrarily.
+            nn = np.array([np.sum(s["nn"][s["pinfo"][i]], axis=0) for i in s["patch_inds"]])
             nn /= np.linalg.norm(nn, axis=-1, keepdims=True)
         else:
             nn = s["nn"][vertno]
