@@ -316,3 +316,17 @@ def test_refusals(inverses, fwd_fixed, fwd_surf_meg, fwd_vol_meg, mne_resmat):
         minnorm.get_point_spread(resmat, inv, [5], mode="mean", n_comp=2)
     with pytest.raises(TypeError, match="pass the forward or the inverse operator"):
         minnorm.get_point_spread(resmat, fwd_fixed["src"], [5], vector=True)
+
+
+def test_meg_eeg_with_bad_channels(fwd_surf_meeg, evoked_meeg, noise_cov_trunc):
+    """Only the operator's good channels, in its order: MEG + EEG, average reference, two bads."""
+    evoked = evoked_meeg.copy()
+    evoked.info["bads"] = ["MEG 2443", "EEG 053"]
+    evoked.set_eeg_reference(projection=True, verbose="error")
+    fwd_fixed = mne.convert_forward_solution(fwd_surf_meeg, surf_ori=True, force_fixed=True,
+                                             copy=True, verbose="error")
+    inv = mne.minimum_norm.make_inverse_operator(evoked.info, fwd_surf_meeg, noise_cov_trunc,
+                                                 loose=0.2, verbose="error")
+    theirs = mne_rm.make_inverse_resolution_matrix(fwd_fixed, inv, method="sLORETA",
+                                                   verbose="error")
+    assert rel_err(minnorm.make_inverse_resolution_matrix(fwd_fixed, inv, "sLORETA"), theirs) < 1e-6
