@@ -106,11 +106,12 @@ def lambda2_of(args):
 
 
 def numeric_lambda2_of(prog, args):
-    """(λ², SNR) for a command without data: a rule name for --lambda2 is a usage error."""
+    """(λ², SNR) for a command that estimates no data: a rule name is a usage error."""
     lambda2, snr = lambda2_of(args)
     if isinstance(lambda2, str):
-        usage(prog, f"--lambda2 {lambda2}: the rule chooses λ² from data, and this command "
-                    "has none: give a number instead (e.g. --lambda2 0.111 or --snr 3)")
+        usage(prog, f"--lambda2 {lambda2}: the rules choose λ² from the data being estimated "
+                    f"(minnorm apply --lambda2 {lambda2}), and {prog} estimates none: give a "
+                    "number instead (e.g. --lambda2 0.111 or --snr 3)")
     return lambda2, snr
 
 
