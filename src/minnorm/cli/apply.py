@@ -35,11 +35,12 @@ from .options import (
     EXIT_OK,
     add_common,
     add_operator_options,
+    add_overwrite_quiet,
     add_regularisation,
     float_type,
     lambda2_of,
-    operator_options_given,
     operator_settings,
+    refuse_with_inv,
     usage,
 )
 
@@ -125,9 +126,7 @@ def add_parser(sub):
                           "(default files)")
     out.add_argument("--save-inverse", action="store_true",
                      help="also write the inverse operator to PREFIX-inv.fif")
-    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    out.add_argument("--quiet", action="store_true",
-                     help="no progress bar and no summary (errors and warnings still show)")
+    add_overwrite_quiet(out)
     add_common(p)
     p.set_defaults(handler=_run_apply)
 
@@ -137,10 +136,8 @@ def _apply_request(parser, args):
     sub = f"{parser.prog} apply"
     if args.inv is not None:
         given = [f"--{n}" for n in ("fwd", "cov") if getattr(args, n) is not None]
-        given += operator_options_given(args) + ["--save-inverse"] * args.save_inverse
-        if given:
-            usage(sub, f"--inv is a ready inverse operator: {', '.join(given)} cannot change "
-                        "it; drop them, or give --fwd and --cov instead of --inv")
+        refuse_with_inv(sub, args, given + ["--save-inverse"] * args.save_inverse,
+                        "--fwd and --cov")
     elif args.fwd is None or args.cov is None:
         usage(sub, "give --fwd and --cov (to make the inverse operator) or --inv (to use "
                     "one)")

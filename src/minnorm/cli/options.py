@@ -131,10 +131,13 @@ def add_operator_options(group):
                             "silently (default: an error)")
 
 
-def operator_options_given(args) -> list[str]:
-    """Those of --loose, --depth, --fixed the user gave (they cannot change an --inv)."""
-    return (["--loose"] * (args.loose is not None) + ["--depth"] * (args.depth is not UNSET)
-            + ["--fixed"] * args.fixed)
+def refuse_with_inv(prog, args, given: list, instead: str) -> None:
+    """--inv is a ready operator: ``given`` options, or --loose, --depth, --fixed, cannot change it."""
+    given = given + ["--loose"] * (args.loose is not None) \
+        + ["--depth"] * (args.depth is not UNSET) + ["--fixed"] * args.fixed
+    if given:
+        usage(prog, f"--inv is a ready inverse operator: {', '.join(given)} cannot change it; "
+                    f"drop them, or give {instead} instead of --inv")
 
 
 def operator_settings(prog, args) -> dict:
@@ -143,6 +146,12 @@ def operator_settings(prog, args) -> dict:
         usage(prog, f"--fixed means --loose 0, got --loose {args.loose}: give one of them")
     return dict(loose=0.0 if args.fixed else ("auto" if args.loose is None else args.loose),
                 depth=0.8 if args.depth is UNSET else args.depth, fixed=args.fixed)
+
+
+def add_overwrite_quiet(group):
+    group.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    group.add_argument("--quiet", action="store_true",
+                       help="no progress bar and no summary (errors and warnings still show)")
 
 
 def fraction_type(text) -> float:

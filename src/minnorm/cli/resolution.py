@@ -30,12 +30,13 @@ from .options import (
     EXIT_OK,
     add_common,
     add_operator_options,
+    add_overwrite_quiet,
     add_regularisation,
     fraction_type,
     memory_type,
     numeric_lambda2_of,
-    operator_options_given,
     operator_settings,
+    refuse_with_inv,
     usage,
 )
 
@@ -117,9 +118,7 @@ def add_parser(sub):
     out = p.add_argument_group("output")
     out.add_argument("--out", type=Path, required=True, metavar="DIR",
                      help="output folder (created if it does not exist)")
-    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    out.add_argument("--quiet", action="store_true",
-                     help="no progress bar and no summary (errors and warnings still show)")
+    add_overwrite_quiet(out)
     add_common(p)
     p.set_defaults(handler=_run_resolution)
 
@@ -128,10 +127,7 @@ def _resolution_request(parser, args):
     """Check the combination of options; returns a ResolutionRequest."""
     sub = f"{parser.prog} resolution"
     if args.inv is not None:
-        given = ["--cov"] * (args.cov is not None) + operator_options_given(args)
-        if given:
-            usage(sub, f"--inv is a ready inverse operator: {', '.join(given)} cannot change "
-                        "it; drop them, or give --cov instead of --inv")
+        refuse_with_inv(sub, args, ["--cov"] * (args.cov is not None), "--cov")
     elif args.cov is None:
         usage(sub, "give --cov (to make the inverse operator from --fwd) or --inv (to use one)")
     settings = operator_settings(sub, args)
