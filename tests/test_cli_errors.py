@@ -354,6 +354,14 @@ def test_story_bad_input(files, bad, capsys, argv, pattern):
     assert err.startswith("minnorm story: error: ") and re.search(pattern, err), err
 
 
+def test_story_refuses_a_lambda2_rule(files, capsys):
+    code, out, err = run(capsys, "story", "--fwd", files.fwd_vol, "--lambda2", "gcv")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert re.search(r"--lambda2 gcv: the rules choose λ² from the data being estimated "
+                     r"\(minnorm apply --lambda2 gcv\), and minnorm story estimates none: give "
+                     r"a number", err), err
+
+
 def test_sigterm_cleans_up_like_ctrl_c(files, tmp_path):
     """`kill` during a run: exit status 130, no output, no temporary folder."""
     import signal

@@ -49,7 +49,13 @@ from .problem import (
     read_problem,
     source_normals,
 )
-from .resolution import function_indices, is_fixed, resolution_leadfield, source_locations
+from .resolution import (
+    fixed_orientation_forward,
+    function_indices,
+    is_fixed,
+    resolution_leadfield,
+    source_locations,
+)
 from .stc import (
     make_stc,
     residual_evoked,
@@ -104,5 +110,6 @@ __all__ = [
     "function_indices",
     "is_fixed",
     "resolution_leadfield",
+    "fixed_orientation_forward",
     "source_locations",
 ]

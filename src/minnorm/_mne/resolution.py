@@ -16,12 +16,25 @@ from mne.io.constants import FIFF
 from .labels import is_label, label_vertices
 from .problem import SPACE_KIND
 
-__all__ = ["resolution_leadfield", "source_locations", "function_indices", "is_fixed"]
+__all__ = ["resolution_leadfield", "source_locations", "function_indices", "is_fixed",
+           "fixed_orientation_forward"]
 
 
 def is_fixed(forward) -> bool:
     """One column per source (fixed orientation)."""
     return forward["source_ori"] != FIFF.FIFFV_MNE_FREE_ORI
+
+
+def fixed_orientation_forward(forward):
+    """One column per source, normal to the cortex: PSFs of dipoles normal to the cortex.
+
+    A free forward becomes ``mne.convert_forward_solution(forward, surf_ori=True,
+    force_fixed=True)`` (a copy); a fixed one is returned as it is.
+    """
+    if is_fixed(forward):
+        return forward
+    return mne.convert_forward_solution(forward, surf_ori=True, force_fixed=True, copy=True,
+                                        verbose="error")
 
 
 def resolution_leadfield(forward, op) -> np.ndarray:

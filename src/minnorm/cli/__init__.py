@@ -1,4 +1,5 @@
-"""The ``minnorm`` command line: ``demo``, ``decode-demo``, ``apply``, ``story``.
+"""The ``minnorm`` command line: ``demo``, ``decode-demo``, ``apply``, ``story``,
+``resolution``.
 
 Every subcommand runs inside :func:`main`, which turns any failure into one
 line on standard error — what is wrong and how to fix it — and an exit
@@ -20,7 +21,7 @@ import warnings
 
 from .. import _log
 from .._version import __version__
-from . import apply, demos, story
+from . import apply, demos, resolution, story
 from .options import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -48,6 +49,7 @@ commands:
   decode-demo  predicting "subjective experience" from source space: HTML report
   apply        source estimates of your evoked, epochs or raw FIF files
   story        the minimum-norm story told on your own files (no output files)
+  resolution   PSF/CTF resolution maps of your inverse operator, per method: files and HTML
 
 Run 'minnorm COMMAND --help' for a command's options and examples.
 """
@@ -58,6 +60,7 @@ examples:
   minnorm story --fwd sample-fwd.fif --cov sample-cov.fif --evoked sample-ave.fif
   minnorm apply --fwd sample-fwd.fif --cov sample-cov.fif \\
                 --evoked sample-ave.fif --condition "Left Auditory" --out results/left-aud
+  minnorm resolution --fwd sample-fwd.fif --cov sample-cov.fif --out results/resolution
   minnorm --version
 
 exit status: 0 done, 1 bad input (the message says what and how to fix it),
@@ -76,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_decode_demo_parser(sub)
     apply.add_parser(sub)
     story.add_parser(sub)
+    resolution.add_parser(sub)
     return parser
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from .. import _log, _mne
-from ..engine.checks import check_depth, check_loose, check_time_window
+from ..engine.checks import check_time_window
 from ..engine.kernel import METHODS
 from ..inverse.operator import InverseOperator, make_inverse_operator
 from ..io import AtomicOutputs
@@ -33,12 +33,14 @@ from .estimates import (
 )
 from .options import (
     EXIT_OK,
-    UNSET,
     add_common,
+    add_operator_options,
+    add_overwrite_quiet,
     add_regularisation,
     float_type,
     lambda2_of,
-    typed,
+    operator_settings,
+    refuse_with_inv,
     usage,
 )
 
@@ -110,20 +112,10 @@ def add_parser(sub):
                      help="MNE (currents, A·m), dSPM or sLORETA (noise-normalised), "
                           "eLORETA (default dSPM)")
     add_regularisation(inv)
-    inv.add_argument("--loose", type=typed(check_loose, "loose"), metavar="{auto,0..1}",
-                     help="tangential source variance relative to the normal one: 0 fixed, "
-                          "1 free; auto = 0.2 on surfaces, 1 elsewhere (default auto)")
-    inv.add_argument("--depth", type=typed(check_depth, "depth"), metavar="{none,≥0}",
-                     default=UNSET,
-                     help="depth-weighting exponent (default 0.8; 0 or none: off)")
-    inv.add_argument("--fixed", action="store_true",
-                     help="orientation fixed normal to the cortex (surfaces only)")
     inv.add_argument("--pick-ori", choices=("normal", "vector"),
                      help="normal: the component normal to the cortex; vector: x, y, z "
                           "(default: the norm over orientations)")
-    inv.add_argument("--union-bads", action="store_true",
-                     help="leave channels that are bad in the data or the covariance out of "
-                          "both, as MNE-Python does silently (default: an error)")
+    add_operator_options(inv)
     out = p.add_argument_group("output")
     out.add_argument("--out", type=Path, required=True, metavar="PREFIX",
                      help="output path without suffix; its folder must exist")
@@ -134,9 +126,7 @@ def add_parser(sub):
                           "(default files)")
     out.add_argument("--save-inverse", action="store_true",
                      help="also write the inverse operator to PREFIX-inv.fif")
-    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    out.add_argument("--quiet", action="store_true",
-                     help="no progress bar and no summary (errors and warnings still show)")
+    add_overwrite_quiet(out)
     add_common(p)
     p.set_defaults(handler=_run_apply)
 
@@ -145,12 +135,9 @@ def _apply_request(parser, args):
     """Check the combination of options; returns an ApplyRequest."""
     sub = f"{parser.prog} apply"
     if args.inv is not None:
-        given = [f"--{n}" for n in ("fwd", "cov", "loose") if getattr(args, n) is not None]
-        given += ["--depth"] * (args.depth is not UNSET)
-        given += ["--fixed"] * args.fixed + ["--save-inverse"] * args.save_inverse
-        if given:
-            usage(sub, f"--inv is a ready inverse operator: {', '.join(given)} cannot change "
-                        "it; drop them, or give --fwd and --cov instead of --inv")
+        given = [f"--{n}" for n in ("fwd", "cov") if getattr(args, n) is not None]
+        refuse_with_inv(sub, args, given + ["--save-inverse"] * args.save_inverse,
+                        "--fwd and --cov")
     elif args.fwd is None or args.cov is None:
         usage(sub, "give --fwd and --cov (to make the inverse operator) or --inv (to use "
                     "one)")
@@ -158,17 +145,14 @@ def _apply_request(parser, args):
         usage(sub, "--condition selects an evoked response: use it with --evoked")
     if args.epochs_output != "files" and args.epochs is None:
         usage(sub, "--epochs-output is for --epochs")
-    if args.fixed and args.loose not in (None, 0.0):
-        usage(sub, f"--fixed means --loose 0, got --loose {args.loose}: give one of them")
+    settings = operator_settings(sub, args)
     kind = next(k for k in ("evoked", "epochs", "raw") if getattr(args, k) is not None)
     lambda2, snr = lambda2_of(args)
-    loose = 0.0 if args.fixed else ("auto" if args.loose is None else args.loose)
     return ApplyRequest(
         data_kind=kind, data=getattr(args, kind), out=args.out, fwd=args.fwd, cov=args.cov,
         inv=args.inv, condition=args.condition, tmin=args.tmin, tmax=args.tmax,
-        method=args.method, lambda2=lambda2, snr=snr, loose=loose,
-        depth=0.8 if args.depth is UNSET else args.depth,
-        fixed=args.fixed, pick_ori=args.pick_ori, label=args.label,
+        method=args.method, lambda2=lambda2, snr=snr, **settings,
+        pick_ori=args.pick_ori, label=args.label,
         save_inverse=args.save_inverse, epochs_output=args.epochs_output, ftype=args.ftype,
         overwrite=args.overwrite, union_bads=args.union_bads,
     )

@@ -12,7 +12,7 @@ from ..engine.checks import check_finite
 from ..inverse.operator import make_inverse_operator
 from ..io import fif as _fif
 from ..teaching.story import forward_story
-from .options import EXIT_OK, add_common, add_regularisation, lambda2_of
+from .options import EXIT_OK, add_common, add_regularisation, numeric_lambda2_of
 
 __all__ = ["tell_story_from_files", "effective_components", "add_parser"]
 
@@ -52,13 +52,13 @@ def add_parser(sub):
                    help="evoked responses (-ave.fif): the data vector b and its SNR")
     p.add_argument("--condition", metavar="NAME|INDEX",
                    help="which evoked response of the file (needed when it has several)")
-    add_regularisation(p)
+    add_regularisation(p, rules=False)
     add_common(p)
     p.set_defaults(handler=_run_story)
 
 
 def _run_story(parser, args) -> int:
-    lambda2, _ = lambda2_of(args)
+    lambda2, _ = numeric_lambda2_of(f"{parser.prog} story", args)
     print(tell_story_from_files(args.fwd, cov=args.cov, evoked=args.evoked,
                                 condition=args.condition, lambda2=lambda2))
     return EXIT_OK

@@ -1,9 +1,11 @@
 """Pictures of the minimum-norm story, drawn with matplotlib only (no 3-D backend).
 
-Cortical maps are rendered on fsaverage5's inflated surface (shipped with
-nilearn): an orthographic projection drawn back to front, shaded by the sulcal
-depth, with the source values of the (sub-sampled) source space spread to every
-mesh vertex by nearest source on the sphere.
+Cortical maps are an orthographic projection of a hemisphere's mesh drawn back
+to front, with the source values spread to every mesh vertex by nearest
+source. The template head's maps use fsaverage5's inflated surface (shipped
+with nilearn; :func:`cortex_mesh`), shaded by the sulcal depth; maps of any
+other subject use the surface its source space carries
+(:func:`source_space_mesh`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.colors import ListedColormap, Normalize  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
-__all__ = ["CortexMesh", "cortex_mesh", "plot_cortex", "plot_maps", "plot_time_courses",
+__all__ = ["CortexMesh", "cortex_mesh", "source_space_mesh", "plot_cortex", "plot_maps", "plot_time_courses",
            "plot_lcurve", "plot_surface_bias", "plot_dipoles"]
 
 HEMIS = ("lh", "rh")
@@ -33,16 +37,16 @@ METHOD_COLORS = {"truth": "k", "MNE": "C0", "dSPM": "C1", "sLORETA": "C2", "eLOR
 
 @dataclass(frozen=True, eq=False)
 class CortexMesh:
-    """One hemisphere of fsaverage5, inflated, ready to draw.
+    """One hemisphere, ready to draw.
 
     Attributes
     ----------
-    coords : ndarray of shape (10242, 3)
-        Inflated-surface vertex positions (mm).
-    faces : ndarray of shape (20480, 3)
-    sulc : ndarray of shape (10242,)
-        Sulcal depth (for the grey background).
-    nearest : ndarray of shape (10242,)
+    coords : ndarray of shape (n_vertices, 3)
+        Vertex positions (fsaverage5 inflated: 10242 vertices, mm).
+    faces : ndarray of shape (n_faces, 3)
+    sulc : ndarray of shape (n_vertices,)
+        Sulcal depth (for the grey background: darker where > 0).
+    nearest : ndarray of shape (n_vertices,)
         For each mesh vertex, the index of the nearest used source vertex.
     """
 
@@ -77,6 +81,24 @@ def cortex_mesh(hemi: str, vertices: np.ndarray) -> CortexMesh:
     coords, faces, sphere, sulc = _fsaverage5()[hemi]
     _, nearest = cKDTree(sphere[vertices]).query(sphere)
     return CortexMesh(coords, faces, sulc, nearest)
+
+
+def source_space_mesh(space) -> CortexMesh:
+    """One hemisphere of a surface source space (``fwd["src"][i]``), for any subject.
+
+    Drawn as it is (not inflated, so the folds hide part of the sulci) from
+    what forward and inverse files carry: the vertex positions ``rr`` and the
+    triangulation of the used sources, ``use_tris`` (ico and oct spacings),
+    else the whole surface, ``tris``. No sulcal depth is stored there, so the
+    background is one grey, shaded by the light.
+    """
+    coords = 1e3 * np.asarray(space["rr"], dtype=np.float64)  # m → mm
+    faces = space.get("use_tris")
+    if faces is None or not len(faces):
+        faces = space["tris"]
+    vertno = np.asarray(space["vertno"])
+    _, nearest = cKDTree(coords[vertno]).query(coords)
+    return CortexMesh(coords, np.asarray(faces), np.zeros(len(coords)), nearest)
 
 
 def plot_cortex(ax, mesh: CortexMesh, values: np.ndarray, *, hemi: str, view: str,
@@ -119,7 +141,8 @@ def plot_cortex(ax, mesh: CortexMesh, values: np.ndarray, *, hemi: str, view: st
     ax.axis("off")
 
 
-def plot_maps(rows: dict, *, vertices, title: str, cmap: str = "hot"):
+def plot_maps(rows: dict, *, vertices, title: str, cmap: str = "hot", meshes=None,
+              vmax: float | None = None, threshold: float = 0.25, unit: str | None = None):
     """Grid of cortical maps: one row per estimate, lateral and medial views of both hemispheres.
 
     Parameters
@@ -129,26 +152,48 @@ def plot_maps(rows: dict, *, vertices, title: str, cmap: str = "hot"):
     vertices : list of two ndarray
         The used vertex numbers per hemisphere.
     title : str
+    meshes : dict "lh"/"rh" → CortexMesh, optional
+        Default: the template's inflated fsaverage5 (:func:`cortex_mesh`);
+        another subject's from :func:`source_space_mesh`.
+    vmax : float, optional
+        One colour scale for every row (values above it saturate); default
+        each row's maximum.
+    threshold : float
+        Values below ``threshold · vmax`` are not coloured.
+    unit : str, optional
+        With ``vmax``: a colour bar labelled ``unit``.
 
     Returns
     -------
     fig : matplotlib Figure
     """
-    meshes = {h: cortex_mesh(h, v) for h, v in zip(HEMIS, vertices)}
+    if meshes is None:
+        meshes = {h: cortex_mesh(h, v) for h, v in zip(HEMIS, vertices)}
     n_lh = len(vertices[0])
     fig, axes = plt.subplots(len(rows), 4, figsize=(12, 2.3 * len(rows)), squeeze=False)
     for r, (name, values) in enumerate(rows.items()):
-        vmax = np.max(values) or 1.0
+        top = (np.max(values) or 1.0) if vmax is None else vmax
         for c, (hemi, view) in enumerate([(h, v) for h in HEMIS for v in VIEWS]):
             part = values[:n_lh] if hemi == "lh" else values[n_lh:]
-            plot_cortex(axes[r, c], meshes[hemi], part, hemi=hemi, view=view, vmax=vmax, cmap=cmap)
+            plot_cortex(axes[r, c], meshes[hemi], part, hemi=hemi, view=view, vmax=top,
+                        threshold=threshold, cmap=cmap)
             if r == 0:
                 axes[r, c].set_title(f"{hemi} {view}", fontsize=10)
         axes[r, 0].text(-0.05, 0.5, name, transform=axes[r, 0].transAxes, rotation=90,
                         ha="right", va="center", fontsize=12, fontweight="bold")
     fig.suptitle(title, fontsize=13)
     fig.tight_layout()
+    if vmax is not None and unit is not None:
+        _colour_bar(fig, cmap, threshold * vmax, vmax, unit)
     return fig
+
+
+def _colour_bar(fig, cmap: str, vmin: float, vmax: float, unit: str) -> None:
+    """The overlay's colours (the middle of ``cmap``, as plot_cortex draws them), on the right."""
+    colours = plt.get_cmap(cmap)(np.linspace(0.15, 0.85, 256))
+    scale = ScalarMappable(norm=Normalize(vmin, vmax), cmap=ListedColormap(colours))
+    fig.subplots_adjust(right=0.9)
+    fig.colorbar(scale, cax=fig.add_axes([0.92, 0.15, 0.012, 0.7]), label=unit)
 
 
 def plot_time_courses(times, courses: dict, *, names, title: str):
