@@ -134,7 +134,9 @@ def plot_cortex(ax, mesh: CortexMesh, values: np.ndarray, *, hemi: str, view: st
     overlay = plt.get_cmap(cmap)(0.15 + 0.7 * level)  # the ends of "hot" are black and white
     colors[shown] = overlay[shown, :3] * light[shown, None]
     order = np.argsort(-depth)  # far faces first
-    ax.add_collection(PolyCollection(xy[order], facecolors=colors[order], edgecolors="none"))
+    faces = PolyCollection(xy[order], facecolors=colors[order], edgecolors="none")
+    faces.set_in_layout(False)  # tight_layout need not measure 20,480 polygons: limits are set
+    ax.add_collection(faces, autolim=False)
     ax.set_xlim(xy[..., 0].min(), xy[..., 0].max())
     ax.set_ylim(xy[..., 1].min(), xy[..., 1].max())
     ax.set_aspect("equal")
