@@ -8,13 +8,14 @@ import io
 
 import matplotlib.pyplot as plt
 
-__all__ = ["figure_block", "table_block", "text_block", "html_page"]
+__all__ = ["figure_block", "table_block", "text_block", "paragraph_block", "html_page"]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 h1 { font-size: 1.6em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
 figure { margin: 1em 0; } figure img { max-width: 100%; }
 figcaption { color: #555; font-size: 0.92em; }
+p { line-height: 1.45; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 table { border-collapse: collapse; font-size: 0.9em; }
 td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
@@ -45,6 +46,11 @@ def table_block(header, rows, *, caption: str = "") -> str:
 def text_block(text: str) -> str:
     """Preformatted text."""
     return f"<pre>{html.escape(text)}</pre>"
+
+
+def paragraph_block(text: str) -> str:
+    """A paragraph of prose (wrapped by the browser, unlike :func:`text_block`)."""
+    return f"<p>{html.escape(text)}</p>"
 
 
 def html_page(title: str, sections) -> str:

@@ -24,8 +24,8 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.colors import ListedColormap, Normalize  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
-__all__ = ["CortexMesh", "cortex_mesh", "source_space_mesh", "plot_cortex", "plot_maps", "plot_time_courses",
-           "plot_lcurve", "plot_surface_bias", "plot_dipoles"]
+__all__ = ["CortexMesh", "cortex_mesh", "source_space_mesh", "plot_cortex", "plot_maps",
+           "plot_time_courses", "plot_lcurve", "plot_surface_bias", "plot_by_depth", "plot_dipoles"]
 
 HEMIS = ("lh", "rh")
 VIEWS = ("lateral", "medial")
@@ -266,6 +266,37 @@ def plot_surface_bias(loc_by_method: dict, *, names):
     ax.set_ylabel("depth below the inner skull (mm)")
     ax.set_title("Where does each method put the peak? Shallower bars = surface bias")
     ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_by_depth(depth_mm: np.ndarray, quartiles: dict, *, labels: dict, title: str):
+    """Each method's metric against source depth: median (line) and quartiles (band) per bin.
+
+    Parameters
+    ----------
+    depth_mm : ndarray of shape (n_bins,)
+        Median depth of the sources in each bin (x axis).
+    quartiles : dict (method, metric) → ndarray of shape (3, n_bins)
+        25th, 50th and 75th percentiles of the metric in each bin.
+    labels : dict metric → str
+        One panel per metric, in this order, with this y label.
+    title : str
+    """
+    fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 3.8), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], labels.items()):
+        for (method, name), q in quartiles.items():
+            if name != metric:
+                continue
+            color = METHOD_COLORS.get(method)
+            ax.fill_between(depth_mm, q[0], q[2], color=color, alpha=0.12, lw=0)
+            ax.plot(depth_mm, q[1], "o-", ms=3.5, color=color, label=method)
+        ax.set_xlabel("source depth below the inner skull (mm)")
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
