@@ -4,8 +4,12 @@
 2. MNE, dSPM, sLORETA and eLORETA against the known truth: peak localisation
    error, spatial dispersion, depth of the peaks (surface bias), explained variance;
 3. the L-curve: both terms of the cost over λ², the default marked;
-4. an equivalent current dipole at 100 ms and 300 ms beside the maps;
-5. a self-contained HTML report, and the source estimates in MNE's formats.
+4. why dSPM? the point-spread function of every source for every method: peak
+   localisation error and spatial deviation over the whole cortex and against
+   depth (:mod:`minnorm.teaching.why_dspm`);
+5. an equivalent current dipole at 100 ms and 300 ms beside the maps;
+6. a self-contained HTML report, and the source estimates and resolution maps
+   in MNE's formats.
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from .report import figure_block, html_page, table_block, text_block
 from .simulate import simulate_evoked
 from .story import forward_story
 from .template import load_template, source_depth
+from .why_dspm import METRICS, CortexResolution, cortex_resolution, output_stem, why_dspm_blocks
 
 __all__ = ["DemoResult", "run_demo"]
 
 logger = logging.getLogger("minnorm")
 LAMBDA2 = 1.0 / 9.0
+LOOSE, DEPTH = 0.2, 0.8  # the operator: make_inverse_operator's defaults on a surface
 DIPOLE_TIMES = (0.100, 0.300)
 
 
@@ -58,6 +64,12 @@ class DemoResult:
         Names of the figures in the report.
     story : str
     seconds : float
+    resolution : CortexResolution or None
+        "Why dSPM?": PSF peak error and spatial deviation of every source for
+        each method (cm), the sources' depths; ``resolution.summary()`` gives
+        the table's numbers.
+    inverse : InverseOperator or None
+        The operator the demo made (loose 0.2, depth 0.8), its kernels cached.
     """
 
     out_dir: Path
@@ -68,6 +80,8 @@ class DemoResult:
     figures: list = field(default_factory=list)
     story: str = ""
     seconds: float = 0.0
+    resolution: CortexResolution | None = None
+    inverse: object = None
 
 
 def _reconstruct(sim, inv):
@@ -79,10 +93,9 @@ def _reconstruct(sim, inv):
     return stcs, kernels
 
 
-def _measures(head, sim, inv, stcs, kernels):
+def _measures(head, sim, inv, stcs, kernels, depth):
     truth = sim.truth
     positions = head.source_positions_mm
-    depth = source_depth(head, positions)
     rows = [sim.evoked.ch_names.index(c) for c in inv.ch_names]
     data = sim.evoked.data[rows]
     locs, table = {}, []
@@ -177,22 +190,24 @@ def _table_block(table):
     return table_block(header, rows)
 
 
-def _write(paths, overwrite: bool, sim, stcs, page: str) -> list:
-    """The estimates (truth first) and the report, all written or none."""
+def _write(paths, overwrite: bool, sim, stcs, resolution, page: str) -> list:
+    """The estimates (truth first), the resolution maps and the report, all written or none."""
     paths[0].parent.mkdir(parents=True, exist_ok=True)
-    estimates = [("truth", sim.stc_true)] + list(stcs.items())
+    estimates = [(f"demo-{name}", stc) for name, stc in [("truth", sim.stc_true), *stcs.items()]]
+    estimates += [(output_stem(*key), stc) for key, stc in resolution.stcs.items()]
     with AtomicOutputs(paths, overwrite=overwrite) as outputs:
-        for name, stc in estimates:
-            write_source_estimate(paths[0].parent / f"demo-{name}", stc, ftype="stc",
-                                  outputs=outputs)
+        for stem, stc in estimates:
+            write_source_estimate(paths[0].parent / stem, stc, ftype="stc", outputs=outputs)
         write_text_output(outputs, paths[-1], page)
     return paths
 
 
 def _output_names() -> list[str]:
-    """demo-NAME-lh.stc / -rh.stc for the truth and each method, then report.html."""
-    names = [f"demo-{name}-{hemi}.stc" for name in ("truth", *METHODS) for hemi in ("lh", "rh")]
-    return names + ["report.html"]
+    """demo-NAME-lh.stc / -rh.stc for the truth and each method, the resolution maps
+    (see :func:`output_stem`), then report.html."""
+    stems = [f"demo-{name}" for name in ("truth", *METHODS)]
+    stems += [output_stem(method, metric) for method in METHODS for metric in METRICS]
+    return [f"{stem}-{hemi}.stc" for stem in stems for hemi in ("lh", "rh")] + ["report.html"]
 
 
 def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: str = "ico4",
@@ -226,12 +241,14 @@ def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: st
     out = paths[0].parent
     head = load_template(spacing=spacing, progress=progress)
     sim = simulate_evoked(head, snr=snr, seed=seed)
-    inv = make_inverse_operator(sim.evoked.info, sim.forward, sim.noise_cov)
+    inv = make_inverse_operator(sim.evoked.info, sim.forward, sim.noise_cov, loose=LOOSE,
+                                depth=DEPTH)
     story = forward_story(sim.forward, info=sim.evoked.info, noise_cov=sim.noise_cov,
                           inverse=inv, snr=3.0)
     echo(story)
     stcs, kernels = _reconstruct(sim, inv)
-    locs, table = _measures(head, sim, inv, stcs, kernels)
+    depth = source_depth(head, head.source_positions_mm)
+    locs, table = _measures(head, sim, inv, stcs, kernels, depth)
     echo(_summary_text(table))
     fits = _dipoles(head, sim, inv, kernels["MNE"])
     for multi in fits:
@@ -241,22 +258,42 @@ def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: st
              f"{100 * multi.gof:.1f}% — {where}")
     curve = _lcurve(sim, inv)
     blocks = _figures(head, sim, stcs, locs, fits, curve, len(inv.ch_names))
-    names = [b.split('id="', 1)[1].split('"', 1)[0] for b in blocks]
-    page = html_page("minnorm demo: the minimum-norm estimate on a template head", [
+    resolution, why = _why_dspm(head, inv, depth, echo)
+    sections = [
         ("1. The forward model", [text_block(story)]),
         ("2. Four methods against the truth", [_table_block(table)] + blocks[:-3]),
         ("3. Regularisation: the L-curve", [blocks[-3]]),
         ("4. The surface bias", [blocks[-2]]),
-        ("5. Dipole fit versus distributed estimate", [blocks[-1], text_block(
+        ("5. Why dSPM? Every source's point-spread function", why),
+        ("6. Dipole fit versus distributed estimate", [blocks[-1], text_block(
             "\n".join(f"{1e3 * f.time:.0f} ms: goodness of fit of one dipole per hemisphere "
                       f"{100 * f.gof:.1f}%" for f in fits))]),
-    ])
-    *stc_files, report = _write(paths, overwrite, sim, stcs, page)
+    ]
+    names = [b.split('id="', 1)[1].split('"', 1)[0] for _, part in sections for b in part
+             if b.startswith("<figure")]
+    page = html_page("minnorm demo: the minimum-norm estimate on a template head", sections)
+    *stc_files, report = _write(paths, overwrite, sim, stcs, resolution, page)
     seconds = time.perf_counter() - start
     echo(f"Report: {report} ({seconds:.0f} s). Source estimates: {out}/demo-*-lh.stc/-rh.stc")
     if open_browser:
         webbrowser.open(report.resolve().as_uri())
-    return DemoResult(out, report, stc_files, table, fits, names, story, seconds)
+    return DemoResult(out, report, stc_files, table, fits, names, story, seconds, resolution,
+                      inv)
+
+
+def _why_dspm(head, inv, depth, echo):
+    """The resolution maps of the four methods and the report's section, timed."""
+    resolution = cortex_resolution(head, inv, depth_mm=depth, lambda2=LAMBDA2)
+    start = time.perf_counter()
+    blocks = why_dspm_blocks(resolution, vertices=head.vertices,
+                             operator=f"loose {LOOSE:g}, depth {DEPTH:g}")
+    echo(f"Why dSPM? PSF peak error and spatial deviation of {head.n_sources} sources, "
+         f"{len(resolution.methods)} methods: maps {resolution.seconds:.1f} s, figures "
+         f"{time.perf_counter() - start:.1f} s")
+    for r in resolution.summary():
+        echo(f"{r['method']:8s} peak error median {r['peak_err_median']:.2f} cm (90th pct "
+             f"{r['peak_err_p90']:.2f}), spatial deviation median {r['sd_ext_median']:.2f} cm")
+    return resolution, blocks
 
 
 def _summary_text(table) -> str:
