@@ -29,9 +29,14 @@ auditory response at 100 ms and two distant right temporal sources at 300 ms:
   2. MNE, dSPM, sLORETA and eLORETA against the truth: peak localisation
      error, spatial dispersion, depth of the peaks (the surface bias),
      explained variance;
-  3. the L-curve; 4. one dipole per hemisphere at 100 and 300 ms;
-  5. an offline HTML report (OUT/report.html) and the estimates as
-     OUT/demo-METHOD-lh.stc / -rh.stc, which MNE-Python reads.
+  3. the L-curve;
+  4. why dSPM? every source's point-spread function for each method: peak
+     localisation error and spatial deviation over the whole cortex and
+     against depth;
+  5. one dipole per hemisphere at 100 and 300 ms;
+  6. an offline HTML report (OUT/report.html), the estimates as
+     OUT/demo-METHOD-lh.stc / -rh.stc and the resolution maps as
+     OUT/demo-psf_METRIC-METHOD-lh.stc / -rh.stc, which MNE-Python reads.
 
 The head is built on first use (about 10 s) and cached in $MINNORM_CACHE_DIR,
 else $XDG_CACHE_HOME/minnorm, else ~/.cache/minnorm.

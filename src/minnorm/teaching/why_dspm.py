@@ -213,8 +213,9 @@ def _read_mne(mne_: dict) -> str:
             f"{mne_['peak_err_shallow']:.1f} cm from the source for the shallowest fifth of the "
             f"sources and {mne_['peak_err_deep']:.1f} cm for the deepest fifth")
     if mne_["peak_err_deep"] > mne_["peak_err_shallow"]:
-        return text + (": the deeper the source, the further its peak from it — the surface "
-                       "bias of section 4, now for every source.")
+        return text + (": the deeper the source, the further its peak from it — what section "
+                       "4 showed for four sources as peaks shallower than the truth, here for "
+                       "every source (these maps measure the distance, not its direction).")
     return text + "."
 
 
