@@ -51,28 +51,37 @@ FUNCTIONS = ("psf", "ctf")
 _AMPLITUDE = ("peak_amp", "sum_amp")
 
 
-def rectify(F: np.ndarray, group: int) -> np.ndarray:
-    """Norm over each source's ``group`` rows: (group·n, b) → (n, b); group 1 is F."""
+def rectify(F: np.ndarray, group: int, *, axis: int) -> np.ndarray:
+    """Norm over each source's ``group`` entries along ``axis`` (adjacent entries).
+
+    ``axis=1``: (b, group·n) → (b, n), PSFs as rows; ``axis=0``: (group·b, n) → (b, n),
+    CTFs from consecutive rows. Group 1 returns F.
+    """
     if group == 1:
         return F
-    return np.sqrt(np.einsum("ngb,ngb->nb", *(F.reshape(-1, group, F.shape[1]),) * 2))
+    if axis == 1:
+        parts = F.reshape(F.shape[0], -1, group)
+        return np.sqrt(np.einsum("bng,bng->bn", parts, parts))
+    parts = F.reshape(-1, group, F.shape[1])
+    return np.sqrt(np.einsum("bgn,bgn->bn", parts, parts))
 
 
 def function_metrics(F: np.ndarray, loc: np.ndarray, index: np.ndarray, metrics, *,
                      threshold: float = 0.5, raw: np.ndarray | None = None) -> dict:
-    """Metrics of complete functions, one per column.
+    """Metrics of complete functions, one per row.
 
     Parameters
     ----------
-    F : ndarray of shape (n, b)
-        Column k is the (rectified) PSF or CTF of source ``index[k]``.
+    F : ndarray of shape (b, n)
+        Row k is the (rectified) PSF or CTF of source ``index[k]``; C-contiguous
+        (every reduction runs along the rows' unit stride).
     loc : ndarray of shape (n, 3)
         Source locations (cm), centred (see :func:`_centred`).
     index : ndarray of shape (b,)
     metrics : sequence of str
     threshold : float
         Amplitude fraction for ``maxrad_ext``.
-    raw : ndarray of shape (m, b) or None
+    raw : ndarray of shape (b, m) or None
         The functions before rectification, for the amplitude metrics of
         PSFs of a free inverse (MNE-Python takes max and sum over every row).
 
@@ -81,34 +90,42 @@ def function_metrics(F: np.ndarray, loc: np.ndarray, index: np.ndarray, metrics,
     dict metric → ndarray of shape (b,); amplitudes not yet normalised.
     """
     Fa = np.abs(F)
+    rows = np.arange(len(Fa))
     l0 = loc[index]  # (b, 3)
+    peak_at = np.argmax(Fa, axis=1)
+    peak = Fa[rows, peak_at]
     out = {}
     if "peak_err" in metrics:
-        out["peak_err"] = np.linalg.norm(loc[np.argmax(Fa, axis=0)] - l0, axis=1)
-    if "cog_err" in metrics or "sum_amp" in metrics:
-        total = Fa.sum(axis=0)
+        out["peak_err"] = np.linalg.norm(loc[peak_at] - l0, axis=1)
     if "cog_err" in metrics:
+        moments = Fa @ np.column_stack([np.ones(len(loc)), loc])  # Σ|f|, Σ|f| loc
         with np.errstate(invalid="ignore", divide="ignore"):
-            cog = (Fa.T @ loc) / total[:, np.newaxis]
+            cog = moments[:, 1:] / moments[:, :1]
         out["cog_err"] = np.linalg.norm(cog - l0, axis=1)
+    if "maxrad_ext" in metrics:
+        above = (Fa > threshold * peak[:, np.newaxis]).astype(np.float64)
+        moments = above @ np.column_stack([np.ones(len(loc)), loc, loc * loc])
+        n, s1, s2 = moments[:, :1], moments[:, 1:4], moments[:, 4:7]
+        del above
+        per_axis = s2 - 2 * l0 * s1 + n * l0 * l0  # Σ (loc_c − l0_c)² over the set
+        out["maxrad_ext"] = np.sqrt(np.maximum(per_axis.max(axis=1), 0.0))
+    if raw is None and "sum_amp" in metrics:
+        out["sum_amp"] = Fa.sum(axis=1)
     if "sd_ext" in metrics:
-        w = F * F
-        moments = w.T @ np.column_stack([np.ones(len(loc)), loc, (loc * loc).sum(axis=1)])
+        np.multiply(Fa, Fa, out=Fa)  # f², in place: |f| is not needed any more
+        moments = Fa @ np.column_stack([np.ones(len(loc)), loc, (loc * loc).sum(axis=1)])
         s0, s1, s2 = moments[:, 0], moments[:, 1:4], moments[:, 4]
         spread = s2 - 2 * np.einsum("bc,bc->b", s1, l0) + (l0 * l0).sum(axis=1) * s0
         with np.errstate(invalid="ignore", divide="ignore"):
             out["sd_ext"] = np.sqrt(np.maximum(spread, 0.0) / s0)
-    if "maxrad_ext" in metrics:
-        above = (Fa > threshold * Fa.max(axis=0)).astype(np.float64)
-        moments = above.T @ np.column_stack([np.ones(len(loc)), loc, loc * loc])
-        n, s1, s2 = moments[:, :1], moments[:, 1:4], moments[:, 4:7]
-        per_axis = s2 - 2 * l0 * s1 + n * l0 * l0  # Σ (loc_c − l0_c)² over the set
-        out["maxrad_ext"] = np.sqrt(np.maximum(per_axis.max(axis=1), 0.0))
-    amp = Fa if raw is None else np.abs(raw)
+    del Fa
+    if raw is not None:
+        amp = np.abs(raw)
+        peak = amp.max(axis=1)
+        if "sum_amp" in metrics:
+            out["sum_amp"] = amp.sum(axis=1)
     if "peak_amp" in metrics:
-        out["peak_amp"] = amp.max(axis=0)
-    if "sum_amp" in metrics:
-        out["sum_amp"] = total if raw is None else amp.sum(axis=0)
+        out["peak_amp"] = peak
     return out
 
 
@@ -142,11 +159,12 @@ def dense_metrics(resmat: np.ndarray, loc: np.ndarray, function: str, metrics, *
         cols = slice(*span)
         raw = None
         if function == "psf":
-            block = resmat[:, cols]
-            F = rectify(block, group)
+            block = np.ascontiguousarray(resmat[:, cols].T)  # PSFs as rows
+            F = rectify(block, group, axis=1)
             raw = block if group > 1 else None
         else:
-            F = rectify(resmat[group * span[0]:group * span[1]], group).T
+            F = np.ascontiguousarray(rectify(resmat[group * span[0]:group * span[1]], group,
+                                             axis=0))
         for m, v in function_metrics(F, loc, np.arange(*span), metrics, threshold=threshold,
                                      raw=raw).items():
             out[m][cols] = v
@@ -201,10 +219,10 @@ def lowrank_metrics(A: np.ndarray, B: np.ndarray, loc: np.ndarray, *, functions,
 
         def work(span, function=function, values=values):
             if function == "psf":
-                block = A @ B[:, span[0]:span[1]]
-                F, raw = rectify(block, group), (block if group > 1 else None)
+                block = B[:, span[0]:span[1]].T @ A.T  # (b, group·n): PSFs as rows
+                F, raw = rectify(block, group, axis=1), (block if group > 1 else None)
             else:
-                F, raw = rectify(A[group * span[0]:group * span[1]] @ B, group).T, None
+                F, raw = rectify(A[group * span[0]:group * span[1]] @ B, group, axis=0), None
             for m, v in function_metrics(F, loc, np.arange(*span), metrics,
                                          threshold=threshold, raw=raw).items():
                 values[m][span[0]:span[1]] = v

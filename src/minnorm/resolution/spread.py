@@ -83,7 +83,7 @@ def _functions(resmat, src, idx, function, mode, n_comp, norm, return_pca_vars, 
             funcs = normalise_functions(resmat[:, cols], norm)
             funcs, pca_var = summarise_functions(funcs, mode, n_comp, return_pca_vars)
             if not vector and n_rows != n_verts:
-                funcs = rectify(funcs, 3)
+                funcs = rectify(funcs, 3, axis=0)
             stcs.append(_mne.make_stc(funcs, _mne.vertices(spaces), src=spaces, tmin=0.0,
                                       tstep=1.0, vector=vector, source_nn=nn))
             pca_vars.append(pca_var)
