@@ -17,7 +17,6 @@ from mne.minimum_norm import spatial_resolution as mne_sr
 
 import minnorm
 from minnorm.engine import resolution as eng
-from minnorm.engine.linalg import n_workers
 
 METHODS = ("MNE", "dSPM", "sLORETA", "eLORETA")
 ORIENTATIONS = {"fixed": dict(loose=0.0, fixed=True), "loose": dict(loose=0.2),
@@ -204,19 +203,15 @@ def test_point_spread_volume_equals_mne(fwd_vol_meg, meg, noise_cov):
 # Tiles
 
 
-def _width_budget(n, group, width):
-    """The max_memory that lowrank_metrics turns into tiles of ``width`` functions."""
-    return n_workers() * eng.tile_bytes(n, group) * width
-
-
 @pytest.mark.parametrize("width", [1, 7, 500, 10_000])
 def test_tiles_equal_dense(width, inverses, fwd_fixed):
-    """Any tile width — 1, widths that do not divide n, one tile — gives the dense numbers."""
+    """Any tile height — 1, heights that do not divide n, one tile — gives the dense numbers
+    (the dense path tiles columns for PSFs: a different algorithm)."""
     f = minnorm.resolution.resolution_factors(fwd_fixed, inverses["loose"], method="sLORETA")
     loc = np.vstack([s["rr"][s["vertno"]] for s in fwd_fixed["src"]])
     n = len(loc)
     tiled = eng.lowrank_metrics(f.A, f.B, loc, functions=eng.FUNCTIONS, metrics=eng.METRICS,
-                                max_memory=_width_budget(n, 3, width))
+                                width=width)
     R = f.A @ f.B
     for function in eng.FUNCTIONS:
         dense = eng.dense_metrics(R, loc, function, eng.METRICS)
@@ -229,7 +224,7 @@ def test_tiles_respect_memory_budget(inverses, fwd_fixed):
     """What the tiles allocate stays within max_memory (tracemalloc sees numpy's arrays)."""
     f = minnorm.resolution.resolution_factors(fwd_fixed, inverses["loose"], method="dSPM")
     loc = np.vstack([s["rr"][s["vertno"]] for s in fwd_fixed["src"]])
-    budget = _width_budget(len(loc), 3, 24)  # ~5 MB: a small fraction of R (39 MB)
+    budget = eng.plan_bytes(len(loc), 3, 24)  # ~6 MB: a small fraction of R (39 MB)
     tracemalloc.start()
     try:
         eng.lowrank_metrics(f.A, f.B, loc, functions=eng.FUNCTIONS, metrics=eng.METRICS,
