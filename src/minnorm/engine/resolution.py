@@ -1,4 +1,4 @@
-"""Resolution metrics of a linear inverse, tile by tile, without the n² matrix.
+"""Resolution metrics of a linear inverse, in one pass over tiles of R, without the n² matrix.
 
 The resolution matrix of a kernel K and a leadfield L is R = K L: column j
 is the point-spread function (PSF) of source j — the estimate of a unit
@@ -9,8 +9,11 @@ K = leads @ fields (r ≤ n_channels components), so::
 
     R = A @ B,      A = leads (n_rows, r),   B = fields @ L (r, n_cols)
 
-and any block of PSFs, A @ B[:, block], or of CTFs, A[rows] @ B, costs
-2·r flops per value and needs nothing bigger than the block. With 3 rows
+and any block of rows, A[rows] @ B, costs 2·r flops per value and needs
+nothing bigger than the block. One pass over row tiles of R gives every CTF
+whole and every PSF in parts, whose sums are accumulated (only the PSFs'
+``maxrad_ext``, which needs each PSF's peak first, revisits the few tiles
+that can exceed its threshold); see :func:`lowrank_metrics`. With 3 rows
 per source (free or loose inverse) and one column per source (fixed-
 orientation forward), each source's 3 rows are combined by their Euclidean
 norm ("rectified"), as MNE-Python does.
