@@ -198,22 +198,25 @@ def spatial_order(loc: np.ndarray) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def plan_bytes(n: int, group: int, width: int) -> int:
-    """Working bytes with tiles of ``width`` sources: every worker's tile, and one column
-    maximum per tile and source (for the second pass)."""
-    return width * n_workers() * tile_bytes(n, group) + -(-n // width) * n * 8
+def plan_bytes(n: int, group: int, width: int, *, column_maxima: bool = True) -> int:
+    """Working bytes with tiles of ``width`` sources: every worker's tile and, for the
+    PSFs' ``maxrad_ext``, one column maximum per tile and source (for its second pass)."""
+    maxima = -(-n // width) * n * 8 if column_maxima else 0
+    return width * n_workers() * tile_bytes(n, group) + maxima
 
 
-def _plan(n: int, group: int, max_memory) -> int:
+def _plan(n: int, group: int, max_memory, column_maxima: bool) -> int:
     """The tallest tile (≤ 1024 sources, ≥ 1 per worker) that the budget allows."""
     budget = parse_memory(max_memory)
-    top = int(min(budget // (n_workers() * tile_bytes(n, group)), 1024, -(-n // n_workers())))
-    for width in range(top, 0, -1):
-        if plan_bytes(n, group, width) <= budget:
-            return width
-    least = min(plan_bytes(n, group, w) for w in (1, max(1, int(np.sqrt(n))), 1024))
-    raise ValueError(f"max_memory={budget} bytes is too small for the resolution functions of "
-                     f"{n} sources: give at least {least} bytes (e.g. '256MB')")
+    top = int(min(1024, -(-n // n_workers())))
+    fits = [w for w in range(1, top + 1) if plan_bytes(n, group, w, column_maxima=column_maxima)
+            <= budget]
+    if not fits:
+        least = min(plan_bytes(n, group, w, column_maxima=column_maxima)
+                    for w in range(1, top + 1))
+        raise ValueError(f"max_memory={budget} bytes is too small for the resolution functions "
+                         f"of {n} sources: give at least {least} bytes (e.g. '256MB')")
+    return max(fits)
 
 
 class _PointSpread:
@@ -225,13 +228,13 @@ class _PointSpread:
     over only the (tile, column) pairs whose tile maximum exceeds threshold × peak.
     """
 
-    def __init__(self, n, n_tiles, group):
+    def __init__(self, n, n_tiles, group, maxima):
         self.lock = threading.Lock()
         self.peak, self.at = np.full(n, -np.inf), np.zeros(n, np.intp)
         self.m1, self.m2, self.mr = np.zeros((4, n)), np.zeros((5, n)), np.zeros((7, n))
         self.raw_max = np.zeros(n) if group > 1 else None
         self.raw_sum = np.zeros(n) if group > 1 else None
-        self.tile_max = np.empty((n_tiles, n))
+        self.tile_max = np.empty((n_tiles, n) if maxima else (0, n))
 
     def add(self, t, src, Ra, loc, raw_max, raw_sum):
         """Tile ``t`` (sources ``src``, rows |R| ``Ra``); Ra is overwritten."""
@@ -243,7 +246,8 @@ class _PointSpread:
         m1 = np.column_stack([np.ones(len(src)), loc[src]]).T @ Ra
         np.multiply(Ra, Ra, out=Ra)
         m2 = np.column_stack([np.ones(len(src)), loc[src], (loc[src] ** 2).sum(axis=1)]).T @ Ra
-        self.tile_max[t] = best
+        if len(self.tile_max):
+            self.tile_max[t] = best
         with self.lock:
             wins = (best > self.peak) | ((best == self.peak) & (src[at] < self.at))
             self.peak[wins], self.at[wins] = best[wins], src[at][wins]
@@ -317,12 +321,13 @@ def lowrank_metrics(A: np.ndarray, B: np.ndarray, loc: np.ndarray, *, functions,
     n = B.shape[1]
     group = A.shape[0] // n
     loc = _centred(loc)
-    width = _plan(n, group, max_memory) if width is None else int(width)
+    maxima = "psf" in functions and "maxrad_ext" in metrics
+    width = _plan(n, group, max_memory, maxima) if width is None else int(width)
     order = spatial_order(loc)
     tiles = [order[a:b] for a, b in chunks(n, width)]
     logger.info("Resolution metrics: %d sources, %d tiles of %d on %d threads", n, len(tiles),
                 width, n_workers())
-    psf = _PointSpread(n, len(tiles), group) if "psf" in functions else None
+    psf = _PointSpread(n, len(tiles), group, maxima) if "psf" in functions else None
     ctf = {m: np.empty(n) for m in metrics} if "ctf" in functions else None
 
     def rows_of(src):
