@@ -198,24 +198,26 @@ def spatial_order(loc: np.ndarray) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def plan_bytes(n: int, group: int, width: int, *, column_maxima: bool = True) -> int:
+def plan_bytes(n: int, group: int, width: int, *, column_maxima: bool = True,
+               workers: int | None = None) -> int:
     """Working bytes with tiles of ``width`` sources: every worker's tile and, for the
     PSFs' ``maxrad_ext``, one column maximum per tile and source (for its second pass)."""
+    workers = n_workers() if workers is None else workers
     maxima = -(-n // width) * n * 8 if column_maxima else 0
-    return width * n_workers() * tile_bytes(n, group) + maxima
+    return width * workers * tile_bytes(n, group) + maxima
 
 
 def _plan(n: int, group: int, max_memory, column_maxima: bool) -> int:
     """The tallest tile (≤ 1024 sources, ≥ 1 per worker) that the budget allows."""
     budget = parse_memory(max_memory)
-    top = int(min(1024, -(-n // n_workers())))
-    fits = [w for w in range(1, top + 1) if plan_bytes(n, group, w, column_maxima=column_maxima)
-            <= budget]
+    workers = n_workers()
+    top = int(min(1024, -(-n // workers)))
+    need = [plan_bytes(n, group, w, column_maxima=column_maxima, workers=workers)
+            for w in range(1, top + 1)]
+    fits = [w for w, b in zip(range(1, top + 1), need) if b <= budget]
     if not fits:
-        least = min(plan_bytes(n, group, w, column_maxima=column_maxima)
-                    for w in range(1, top + 1))
         raise ValueError(f"max_memory={budget} bytes is too small for the resolution functions "
-                         f"of {n} sources: give at least {least} bytes (e.g. '256MB')")
+                         f"of {n} sources: give at least {min(need)} bytes (e.g. '256MB')")
     return max(fits)
 
 
