@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 
 import mne
 import nibabel as nib
@@ -242,12 +243,21 @@ def _break(entry, how):
         (entry / "manifest.json").write_text("{not json")
 
 
+@pytest.fixture(scope="module")
+def sphere_cache(tmp_path_factory):
+    """A cache holding the ico3 sphere head, built once: tests that break it work on copies."""
+    root = tmp_path_factory.mktemp("sphere-cache")
+    assert load_template(spacing="ico3", conductor="sphere", cache_dir=root, progress=False).built
+    return root
+
+
 @pytest.mark.parametrize("how, message", [("truncated", "corrupt"), ("stale", "stale"),
                                           ("incomplete", "incomplete"), ("garbled", "corrupt")])
-def test_broken_cache_is_detected_and_rebuilt(tmp_path, caplog, how, message):
+def test_broken_cache_is_detected_and_rebuilt(tmp_path, caplog, how, message, sphere_cache):
+    shutil.copytree(sphere_cache, tmp_path, dirs_exist_ok=True)
     kw = dict(spacing="ico3", conductor="sphere", cache_dir=tmp_path, progress=False)
     first = load_template(**kw)
-    assert first.built
+    assert not first.built  # the copy is a valid cache
     build_id = _manifest(first.cache_path)["build_id"]
     _break(first.cache_path, how)
     with caplog.at_level(logging.WARNING, logger="minnorm"):
@@ -261,9 +271,10 @@ def test_broken_cache_is_detected_and_rebuilt(tmp_path, caplog, how, message):
     assert not list(tmp_path.rglob(".tmp-*"))  # no temporary files left behind
 
 
-def test_rebuild_forces_a_build_and_progress_bar_shows(tmp_path, capsys):
+def test_rebuild_forces_a_build_and_progress_bar_shows(tmp_path, capsys, sphere_cache):
+    shutil.copytree(sphere_cache, tmp_path, dirs_exist_ok=True)
     kw = dict(spacing="ico3", conductor="sphere", cache_dir=tmp_path)
-    load_template(progress=False, **kw)
+    assert not load_template(progress=False, **kw).built
     head = load_template(rebuild=True, progress=True, **kw)
     assert head.built
     assert "building the template head" in capsys.readouterr().err
