@@ -237,7 +237,7 @@ def test_decode_demo_reads_out_the_late_source_only(tmp_path, cache_dir, monkeyp
     from minnorm.teaching.decode_demo import WINDOW, run_decode_demo
 
     monkeypatch.setenv("MINNORM_CACHE_DIR", str(cache_dir))
-    r = run_decode_demo(out=tmp_path, n_epochs=150, n_permutations=3, cv=3, progress=False,
+    r = run_decode_demo(out=tmp_path, n_epochs=100, n_permutations=3, cv=3, progress=False,
                         echo=lambda *a: None)
     t = r.times
     before, inside = t < 0.05, (t >= WINDOW[0]) & (t <= WINDOW[1])
