@@ -83,11 +83,32 @@ def _cases():
                                        id=f"{name}-{method}-{pick_ori}-{lambda2:.3g}")
 
 
+@pytest.fixture(scope="session")
+def prepared_eloreta(operators, evoked_meeg):
+    """MNE-Python's operator prepared for eLORETA (its weights fitted), once per configuration
+    and λ²: MNE's own ``prepared=True`` path, so the pick_ori cases share one fit."""
+    cache = {}
+
+    def get(name, lambda2):
+        if (name, lambda2) not in cache:
+            cache[name, lambda2] = mne.minimum_norm.prepare_inverse_operator(
+                operators(name)[0], evoked_meeg.nave, lambda2, "eLORETA", verbose=False)
+        return cache[name, lambda2]
+
+    return get
+
+
 @pytest.mark.parametrize("name, method, pick_ori, lambda2", list(_cases()))
-def test_apply_inverse_evoked(operators, evoked_meeg, name, method, pick_ori, lambda2):
+def test_apply_inverse_evoked(operators, prepared_eloreta, evoked_meeg, name, method, pick_ori,
+                              lambda2):
     ref_op, op = operators(name)
-    ref = mne.minimum_norm.apply_inverse(evoked_meeg, ref_op, lambda2, method,
-                                         pick_ori=pick_ori, verbose=False)
+    if method == "eLORETA":
+        ref = mne.minimum_norm.apply_inverse(evoked_meeg, prepared_eloreta(name, lambda2), lambda2,
+                                             method, pick_ori=pick_ori, prepared=True,
+                                             verbose=False)
+    else:
+        ref = mne.minimum_norm.apply_inverse(evoked_meeg, ref_op, lambda2, method,
+                                             pick_ori=pick_ori, verbose=False)
     ours = minnorm.apply_inverse(evoked_meeg, op, lambda2, method, pick_ori=pick_ori)
     assert_same_stc(ours, ref, TOL[method])
 
@@ -137,12 +158,17 @@ def _combos(names, methods, pick_oris, slow_once=("eLORETA",)):
 
 @pytest.mark.parametrize("name, method, pick_ori", list(_combos(
     ["surf-meg-loose", "surf-meeg-loose", "surf-meg-fixed"], METHODS, [None, "normal"])))
-def test_label(operators, evoked_meeg, template_labels, name, method, pick_ori):
+def test_label(operators, prepared_eloreta, evoked_meeg, template_labels, name, method,
+               pick_ori):
     ref_op, op = operators(name)
+    prepared = method == "eLORETA"  # MNE's weights fitted once (see prepared_eloreta)
+    if prepared:
+        ref_op = prepared_eloreta(name, LAMBDAS[0])
     for label in template_labels:  # left, right and both hemispheres
-        ref = mne.minimum_norm.apply_inverse(evoked_meeg, ref_op, 1 / 9, method,
-                                             pick_ori=pick_ori, label=label, verbose=False)
-        ours = minnorm.apply_inverse(evoked_meeg, op, 1 / 9, method, pick_ori=pick_ori,
+        ref = mne.minimum_norm.apply_inverse(evoked_meeg, ref_op, LAMBDAS[0], method,
+                                             pick_ori=pick_ori, label=label, prepared=prepared,
+                                             verbose=False)
+        ours = minnorm.apply_inverse(evoked_meeg, op, LAMBDAS[0], method, pick_ori=pick_ori,
                                      label=label)
         assert_same_stc(ours, ref, TOL[method])
 
