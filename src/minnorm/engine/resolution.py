@@ -31,7 +31,7 @@ true source at l₀)::
 ``maxrad_ext`` is MNE-Python's value: its indexing sums the squared offsets
 of the supra-threshold sources per axis and takes the largest axis, rather
 than the largest distance; minnorm reproduces it so results agree. Sums of
-squared distances come from the moments Σw, Σw·loc, Σw·‖loc‖² (one small
+squared distances come from the moments Σw, Σw·loc, Σw·loc² (one small
 GEMM per tile), so no distance matrix is formed.
 """
 
@@ -46,7 +46,8 @@ from .linalg import chunks, n_workers, run_parallel
 from .memory import parse_memory
 
 __all__ = ["METRICS", "FUNCTIONS", "rectify", "function_metrics", "dense_metrics",
-           "lowrank_metrics", "normalise_amplitudes", "tile_bytes", "plan_bytes", "spatial_order"]
+           "lowrank_metrics", "normalise_amplitudes", "tile_bytes", "plan_bytes", "spatial_order",
+           "moment_basis"]
 
 logger = logging.getLogger("minnorm")
 
@@ -68,6 +69,29 @@ def rectify(F: np.ndarray, group: int, *, axis: int) -> np.ndarray:
         return np.sqrt(np.einsum("bng,bng->bn", parts, parts))
     parts = F.reshape(-1, group, F.shape[1])
     return np.sqrt(np.einsum("bgn,bgn->bn", parts, parts))
+
+
+def moment_basis(loc: np.ndarray) -> np.ndarray:
+    """(n, 7): 1, x, y, z, x², y², z² per source — w @ basis gives a function's moments."""
+    return np.column_stack([np.ones(len(loc)), loc, loc * loc])
+
+
+def _from_moments(metrics, l0, m1=None, m2=None, mr=None) -> dict:
+    """cog_err, sd_ext and maxrad_ext from moments (b, 7) of |f|, f² and the
+    supra-threshold set about the true sources ``l0`` (b, 3)."""
+
+    def offsets(m):  # Σ w (loc_c − l0_c)² per axis: (b, 3)
+        return m[:, 4:7] - 2 * l0 * m[:, 1:4] + m[:, :1] * l0 * l0
+
+    out = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if "cog_err" in metrics:
+            out["cog_err"] = np.linalg.norm(m1[:, 1:4] / m1[:, :1] - l0, axis=1)
+        if "sd_ext" in metrics:
+            out["sd_ext"] = np.sqrt(np.maximum(offsets(m2).sum(axis=1), 0.0) / m2[:, 0])
+    if "maxrad_ext" in metrics:
+        out["maxrad_ext"] = np.sqrt(np.maximum(offsets(mr).max(axis=1), 0.0))
+    return out
 
 
 def function_metrics(F: np.ndarray, loc: np.ndarray, index: np.ndarray, metrics, *,
@@ -94,35 +118,23 @@ def function_metrics(F: np.ndarray, loc: np.ndarray, index: np.ndarray, metrics,
     dict metric → ndarray of shape (b,); amplitudes not yet normalised.
     """
     Fa = np.abs(F)
-    rows = np.arange(len(Fa))
+    basis = moment_basis(loc)
     l0 = loc[index]  # (b, 3)
     peak_at = np.argmax(Fa, axis=1)
-    peak = Fa[rows, peak_at]
-    out = {}
+    peak = Fa[np.arange(len(Fa)), peak_at]
+    out, m1, m2, mr = {}, None, None, None
     if "peak_err" in metrics:
         out["peak_err"] = np.linalg.norm(loc[peak_at] - l0, axis=1)
     if "cog_err" in metrics:
-        moments = Fa @ np.column_stack([np.ones(len(loc)), loc])  # Σ|f|, Σ|f| loc
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cog = moments[:, 1:] / moments[:, :1]
-        out["cog_err"] = np.linalg.norm(cog - l0, axis=1)
+        m1 = Fa @ basis
     if "maxrad_ext" in metrics:
-        above = (Fa > threshold * peak[:, np.newaxis]).astype(np.float64)
-        moments = above @ np.column_stack([np.ones(len(loc)), loc, loc * loc])
-        n, s1, s2 = moments[:, :1], moments[:, 1:4], moments[:, 4:7]
-        del above
-        per_axis = s2 - 2 * l0 * s1 + n * l0 * l0  # Σ (loc_c − l0_c)² over the set
-        out["maxrad_ext"] = np.sqrt(np.maximum(per_axis.max(axis=1), 0.0))
+        mr = (Fa > threshold * peak[:, np.newaxis]).astype(np.float64) @ basis
     if raw is None and "sum_amp" in metrics:
         out["sum_amp"] = Fa.sum(axis=1)
     if "sd_ext" in metrics:
-        np.multiply(Fa, Fa, out=Fa)  # f², in place: |f| is not needed any more
-        moments = Fa @ np.column_stack([np.ones(len(loc)), loc, (loc * loc).sum(axis=1)])
-        s0, s1, s2 = moments[:, 0], moments[:, 1:4], moments[:, 4]
-        spread = s2 - 2 * np.einsum("bc,bc->b", s1, l0) + (l0 * l0).sum(axis=1) * s0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["sd_ext"] = np.sqrt(np.maximum(spread, 0.0) / s0)
+        m2 = np.multiply(Fa, Fa, out=Fa) @ basis  # f², in place: |f| is not needed any more
     del Fa
+    out.update(_from_moments(metrics, l0, m1, m2, mr))
     if raw is not None:
         amp = np.abs(raw)
         peak = amp.max(axis=1)
@@ -224,30 +236,30 @@ def _plan(n: int, group: int, max_memory, column_maxima: bool) -> int:
 class _PointSpread:
     """PSF statistics summed over row tiles of R (a PSF is a column: it needs every tile).
 
-    Per column j: the peak |R_ij| and its source, Σ|R_ij|·(1, loc_i), Σ R_ij²·(1, loc_i,
-    ‖loc_i‖²) and, for 3 rows per source, the maximum and sum of |R| over the raw rows
-    (MNE-Python's PSF amplitudes). ``maxrad_ext`` needs the peak first: a second pass
-    over only the (tile, column) pairs whose tile maximum exceeds threshold × peak.
+    Per column j: the peak |R_ij| and its source, the moments (:func:`moment_basis`)
+    of |R_ij| and R_ij² over i and, for 3 rows per source, the maximum and sum of |R|
+    over the raw rows (MNE-Python's PSF amplitudes). ``maxrad_ext`` needs the peak
+    first: a second pass over only the (tile, column) pairs whose tile maximum
+    exceeds threshold × peak gives the moments of the supra-threshold set.
     """
 
     def __init__(self, n, n_tiles, group, maxima):
         self.lock = threading.Lock()
         self.peak, self.at = np.full(n, -np.inf), np.zeros(n, np.intp)
-        self.m1, self.m2, self.mr = np.zeros((4, n)), np.zeros((5, n)), np.zeros((7, n))
+        self.m1, self.m2, self.mr = (np.zeros((7, n)) for _ in range(3))  # moments, transposed
         self.raw_max = np.zeros(n) if group > 1 else None
         self.raw_sum = np.zeros(n) if group > 1 else None
         self.tile_max = np.empty((n_tiles, n) if maxima else (0, n))
 
-    def add(self, t, src, Ra, loc, raw_max, raw_sum):
+    def add(self, t, src, Ra, basis, raw_max, raw_sum):
         """Tile ``t`` (sources ``src``, rows |R| ``Ra``); Ra is overwritten."""
         best, at = Ra[0].copy(), np.zeros(Ra.shape[1], np.intp)
         for k in range(1, len(Ra)):  # running argmax: 2× faster than argmax(axis=0)
             better = Ra[k] > best
             np.copyto(best, Ra[k], where=better)
             at[better] = k
-        m1 = np.column_stack([np.ones(len(src)), loc[src]]).T @ Ra
-        np.multiply(Ra, Ra, out=Ra)
-        m2 = np.column_stack([np.ones(len(src)), loc[src], (loc[src] ** 2).sum(axis=1)]).T @ Ra
+        m1 = basis[src].T @ Ra
+        m2 = basis[src].T @ np.multiply(Ra, Ra, out=Ra)
         if len(self.tile_max):
             self.tile_max[t] = best
         with self.lock:
@@ -259,30 +271,16 @@ class _PointSpread:
                 np.maximum(self.raw_max, raw_max, out=self.raw_max)
                 self.raw_sum += raw_sum
 
-    def add_above(self, src, Rc, cols, threshold, loc):
-        """Moments (count, Σ loc, Σ loc²) of the tile's entries above threshold × peak."""
-        above = (Rc > threshold * self.peak[cols]).astype(np.float64)
-        mr = np.column_stack([np.ones(len(src)), loc[src], loc[src] ** 2]).T @ above
+    def add_above(self, src, Rc, cols, threshold, basis):
+        """Moments of the tile's entries above threshold × peak, for columns ``cols``."""
+        mr = basis[src].T @ (Rc > threshold * self.peak[cols]).astype(np.float64)
         with self.lock:
             self.mr[:, cols] += mr
 
-    def metrics(self, loc, metrics, threshold) -> dict:
-        out = {}
+    def metrics(self, loc, metrics) -> dict:
+        out = _from_moments(metrics, loc, self.m1.T, self.m2.T, self.mr.T)
         if "peak_err" in metrics:
             out["peak_err"] = np.linalg.norm(loc[self.at] - loc, axis=1)
-        if "cog_err" in metrics:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cog = (self.m1[1:] / self.m1[0]).T
-            out["cog_err"] = np.linalg.norm(cog - loc, axis=1)
-        if "sd_ext" in metrics:
-            s0, s1, s2 = self.m2[0], self.m2[1:4].T, self.m2[4]
-            spread = s2 - 2 * np.einsum("nc,nc->n", s1, loc) + (loc * loc).sum(axis=1) * s0
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out["sd_ext"] = np.sqrt(np.maximum(spread, 0.0) / s0)
-        if "maxrad_ext" in metrics:
-            count, s1, s2 = self.mr[:1].T, self.mr[1:4].T, self.mr[4:7].T
-            per_axis = s2 - 2 * loc * s1 + count * loc * loc
-            out["maxrad_ext"] = np.sqrt(np.maximum(per_axis.max(axis=1), 0.0))
         if "peak_amp" in metrics:
             out["peak_amp"] = self.peak if self.raw_max is None else self.raw_max
         if "sum_amp" in metrics:
@@ -325,6 +323,7 @@ def lowrank_metrics(A: np.ndarray, B: np.ndarray, loc: np.ndarray, *, functions,
     loc = _centred(loc)
     maxima = "psf" in functions and "maxrad_ext" in metrics
     width = _plan(n, group, max_memory, maxima) if width is None else int(width)
+    basis = moment_basis(loc)
     order = spatial_order(loc)
     tiles = [order[a:b] for a, b in chunks(n, width)]
     logger.info("Resolution metrics: %d sources, %d tiles of %d on %d threads", n, len(tiles),
@@ -352,14 +351,14 @@ def lowrank_metrics(A: np.ndarray, B: np.ndarray, loc: np.ndarray, *, functions,
             for m, v in function_metrics(Ra, loc, src, metrics, threshold=threshold).items():
                 ctf[m][src] = v
         if psf is not None:
-            psf.add(t, src, Ra, loc, raw_max, raw_sum)
+            psf.add(t, src, Ra, basis, raw_max, raw_sum)
 
     def second(t):
         src = tiles[t]
         cols = np.flatnonzero(psf.tile_max[t] > threshold * psf.peak)
         if len(cols):
             Rc = rectify(A[rows_of(src)] @ B[:, cols], group, axis=0)
-            psf.add_above(src, np.abs(Rc, out=Rc), cols, threshold, loc)
+            psf.add_above(src, np.abs(Rc, out=Rc), cols, threshold, basis)
 
     run_parallel(first, range(len(tiles)))
     out = {}
@@ -367,7 +366,7 @@ def lowrank_metrics(A: np.ndarray, B: np.ndarray, loc: np.ndarray, *, functions,
         if "maxrad_ext" in metrics:
             run_parallel(second, range(len(tiles)))
         out.update({("psf", m): v for m, v in
-                    normalise_amplitudes(psf.metrics(loc, metrics, threshold)).items()})
+                    normalise_amplitudes(psf.metrics(loc, metrics)).items()})
     if ctf is not None:
         out.update({("ctf", m): v for m, v in normalise_amplitudes(ctf).items()})
     return out
