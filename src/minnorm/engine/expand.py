@@ -46,6 +46,7 @@ __all__ = [
     "empty",
     "make_expander",
     "to_xyz",
+    "source_rows",
     "project",
     "expand",
     "expand_rows",
@@ -191,6 +192,14 @@ def make_expander(kernel: Kernel, a: Assembled, *,
     leads = np.ascontiguousarray(leads, dtype=dtype)
     return Expander(leads=leads, fields=np.ascontiguousarray(fields), group=group,
                     out_shape=out_shape, dtype=dtype, vertices=a.vertices)
+
+
+def source_rows(sources: np.ndarray, per_source: int) -> np.ndarray:
+    """Kernel rows of ``sources`` when each has ``per_source`` consecutive rows (1 or 3)."""
+    sources = np.asarray(sources)
+    if per_source == 1:
+        return sources
+    return (per_source * sources[:, np.newaxis] + np.arange(per_source)).ravel()
 
 
 def to_xyz(rows: np.ndarray, source_nn: np.ndarray, n_loc: int) -> np.ndarray:

@@ -42,6 +42,7 @@ import threading
 
 import numpy as np
 
+from .expand import source_rows
 from .linalg import chunks, n_workers, run_parallel
 from .memory import parse_memory
 
@@ -331,12 +332,9 @@ def lowrank_metrics(A: np.ndarray, B: np.ndarray, loc: np.ndarray, *, functions,
     psf = _PointSpread(n, len(tiles), group, maxima) if "psf" in functions else None
     ctf = {m: np.empty(n) for m in metrics} if "ctf" in functions else None
 
-    def rows_of(src):
-        return src if group == 1 else (group * src[:, np.newaxis] + np.arange(group)).ravel()
-
     def first(t):
         src = tiles[t]
-        T = A[rows_of(src)] @ B  # (group·b, n): the tile's rows of R
+        T = A[source_rows(src, group)] @ B  # (group·b, n): the tile's rows of R
         raw_max = raw_sum = None
         if psf is not None and group > 1:
             raw_max = np.maximum(T.max(axis=0), -T.min(axis=0))
@@ -357,7 +355,7 @@ def lowrank_metrics(A: np.ndarray, B: np.ndarray, loc: np.ndarray, *, functions,
         src = tiles[t]
         cols = np.flatnonzero(psf.tile_max[t] > threshold * psf.peak)
         if len(cols):
-            Rc = rectify(A[rows_of(src)] @ B[:, cols], group, axis=0)
+            Rc = rectify(A[source_rows(src, group)] @ B[:, cols], group, axis=0)
             psf.add_above(src, np.abs(Rc, out=Rc), cols, threshold, basis)
 
     run_parallel(first, range(len(tiles)))

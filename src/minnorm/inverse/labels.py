@@ -189,8 +189,7 @@ def _prepare_label(op, ex, label, mode, rows_per_source) -> _Label:
         if not len(_label_sel(label, op.src)):
             return _Label(n=0, leads=None, flip=None)
         raise
-    rows = (rows_per_source * sel[:, np.newaxis] + np.arange(rows_per_source)).ravel()
-    leads = np.ascontiguousarray(ex.leads[rows])
+    leads = np.ascontiguousarray(ex.leads[batch.source_rows(sel, rows_per_source)])
     flip = _mne.label_flip(label, op.src) if mode in ("mean_flip", "pca_flip") else None
     base, flip_q = None, None
     if mode == "pca_flip" and ex.group == 1:

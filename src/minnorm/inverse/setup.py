@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from .. import _mne
-from ..engine.expand import Assembled
+from ..engine.expand import Assembled, source_rows
 from ..engine.kernel import Kernel, prepare_kernel
 from ..engine.priors import surface_frames
 from .lambda2 import resolve_lambda2
@@ -118,7 +118,7 @@ def assemble(op: InverseOperator, kernel: Kernel, *, label=None, pick_ori: PickO
         vertno, sel = _mne.label_vertices(label, op.src, op.mne.mri_head_t)
         if noise_norm is not None:
             noise_norm = noise_norm[sel]
-        rows = (3 * sel[:, np.newaxis] + np.arange(3)).ravel() if op.n_orient == 3 else sel
+        rows = source_rows(sel, op.n_orient)
         leads, nn = leads[rows], nn[rows]
     if pick_ori == "normal":
         if op.source_ori != "free" or not op.is_loose:

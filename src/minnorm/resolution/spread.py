@@ -12,6 +12,7 @@ import mne
 import numpy as np
 
 from .. import _mne
+from ..engine.expand import source_rows
 from ..engine.resolution import rectify
 from ..engine.spread import check_mode, normalise_functions, summarise_functions
 from ..inverse.operator import InverseOperator
@@ -79,8 +80,7 @@ def _functions(resmat, src, idx, function, mode, n_comp, norm, return_pca_vars, 
                 "of resmat are")
         stcs, pca_vars = [], []
         for group in _mne.function_indices(list(idx) if isinstance(idx, tuple) else idx, spaces):
-            cols = group if n_cols == n_verts else (3 * group[:, np.newaxis] + np.arange(3)).ravel()
-            funcs = normalise_functions(resmat[:, cols], norm)
+            funcs = normalise_functions(resmat[:, source_rows(group, n_cols // n_verts)], norm)
             funcs, pca_var = summarise_functions(funcs, mode, n_comp, return_pca_vars)
             if not vector and n_rows != n_verts:
                 funcs = rectify(funcs, 3, axis=0)
