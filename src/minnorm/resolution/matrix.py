@@ -34,15 +34,10 @@ class Factors:
         (fixed operator) or x, y, z per source.
     B : ndarray of shape (r, n_cols)
         The kernel's fields times the leadfield.
-    op : minnorm.InverseOperator
-    group : int
-        Rows per source: 1 or 3.
     """
 
     A: np.ndarray
     B: np.ndarray
-    op: object
-    group: int
 
 
 def resolution_factors(forward, inverse_operator, *, method="dSPM", lambda2=1.0 / 9.0) -> Factors:
@@ -52,9 +47,7 @@ def resolution_factors(forward, inverse_operator, *, method="dSPM", lambda2=1.0 
                     pick_ori=None if op.source_ori == "fixed" else "vector")
     leadfield = _mne.resolution_leadfield(forward, setup.op)
     ex = make_expander(setup.kernel, setup.assembled)
-    group = setup.op.n_orient
-    return Factors(A=ex.leads.reshape(-1, ex.leads.shape[-1]), B=ex.fields @ leadfield,
-                   op=setup.op, group=group)
+    return Factors(A=ex.leads.reshape(-1, ex.leads.shape[-1]), B=ex.fields @ leadfield)
 
 
 def make_inverse_resolution_matrix(forward, inverse_operator, method="dSPM", lambda2=1.0 / 9.0,

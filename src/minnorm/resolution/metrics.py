@@ -22,6 +22,7 @@ import numpy as np
 from .. import _mne
 from ..engine.resolution import FUNCTIONS, METRICS, dense_metrics, lowrank_metrics
 from .matrix import resolution_factors
+from .spread import source_spaces
 
 __all__ = ["resolution_metrics", "resolution_maps"]
 
@@ -52,7 +53,7 @@ def resolution_metrics(resmat, src, function="psf", metric="peak_err", threshold
     if function not in FUNCTIONS:
         raise ValueError(f"Not a recognised resolution function: {function}.")
     with _mne.log_level(verbose):
-        spaces = _spaces(src)
+        spaces = source_spaces(src)[0]
         loc = _mne.source_locations(spaces)
         resmat = np.asarray(resmat)
         _check_shape(resmat, len(loc))
@@ -105,12 +106,6 @@ def resolution_maps(forward, inverse_operator, *, method="dSPM", lambda2=1.0 / 9
         values = lowrank_metrics(f.A, f.B, loc, functions=functions, metrics=metrics,
                                  threshold=threshold, max_memory=max_memory)
         return {key: _stc(v, forward["src"]) for key, v in values.items()}
-
-
-def _spaces(src):
-    if isinstance(src, dict) and "src" in src:  # a Forward or MNE's InverseOperator
-        return src["src"]
-    return getattr(src, "src", src)  # minnorm's InverseOperator
 
 
 def _check_shape(resmat, n):

@@ -93,16 +93,22 @@ def _functions(resmat, src, idx, function, mode, n_comp, norm, return_pca_vars, 
         return stcs
 
 
+def source_spaces(src):
+    """(SourceSpaces, source orientations or None) of src: source spaces, a Forward, or an
+    inverse operator (minnorm's or MNE-Python's)."""
+    if isinstance(src, InverseOperator):
+        return src.src, src.source_nn
+    if isinstance(src, (mne.minimum_norm.InverseOperator, mne.Forward)):
+        return src["src"], src["source_nn"]
+    if isinstance(src, mne.SourceSpaces):
+        return src, None
+    raise TypeError(f"src must be an mne.SourceSpaces, mne.Forward or inverse operator, got "
+                    f"{type(src).__name__}")
+
+
 def _source_spaces(src, vector):
     """(SourceSpaces, source orientations for vector estimates)."""
-    if isinstance(src, (InverseOperator, mne.minimum_norm.InverseOperator, mne.Forward)):
-        spaces = src.src if isinstance(src, InverseOperator) else src["src"]
-        nn = src.source_nn if isinstance(src, InverseOperator) else src["source_nn"]
-    elif isinstance(src, mne.SourceSpaces):
-        spaces, nn = src, None
-    else:
-        raise TypeError(f"src must be an mne.SourceSpaces, mne.Forward or inverse operator, got "
-                        f"{type(src).__name__}")
+    spaces, nn = source_spaces(src)
     if not vector:
         return spaces, None
     if spaces.kind != "surface":
