@@ -29,6 +29,8 @@ import mne
 import pytest
 
 import _forwards as fw
+import minnorm
+from _operators import CONFIGS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -277,3 +279,40 @@ def head(cache_dir):
     from minnorm.teaching.template import load_template
 
     return load_template(spacing="ico4", conductor="sphere", cache_dir=cache_dir, progress=False)
+
+
+# --------------------------------------------------------------------------
+# Inverse operators on the sample subject, MNE-Python's and minnorm's (built once per session)
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def operators(request, evoked_meeg, noise_cov):
+    """(MNE operator, minnorm operator) per configuration, built once."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            fwd_name, options, _ = CONFIGS[name]
+            fwd = request.getfixturevalue(fwd_name)
+            ref = mne.minimum_norm.make_inverse_operator(
+                evoked_meeg.info, fwd, noise_cov, verbose=False, **options)
+            ours = minnorm.make_inverse_operator(evoked_meeg.info, fwd, noise_cov, **options)
+            cache[name] = ref, ours
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def prepared_eloreta(operators, evoked_meeg):
+    """MNE-Python's operator prepared for eLORETA (its weights fitted), once per configuration
+    and λ²: MNE's own ``prepared=True`` path, so the pick_ori cases share one fit."""
+    cache = {}
+
+    def get(name, lambda2):
+        if (name, lambda2) not in cache:
+            cache[name, lambda2] = mne.minimum_norm.prepare_inverse_operator(
+                operators(name)[0], evoked_meeg.nave, lambda2, "eLORETA", verbose=False)
+        return cache[name, lambda2]
+
+    return get

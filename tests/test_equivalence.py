@@ -16,41 +16,9 @@ import minnorm
 TOL = {"MNE": 1e-6, "dSPM": 1e-6, "sLORETA": 1e-6, "eLORETA": 1e-3}
 METHODS = list(TOL)
 
-# name → (forward fixture, make_inverse_operator options, pick_oris to test)
-CONFIGS = {
-    "surf-meg-loose": ("fwd_surf_meg", dict(loose=0.2, depth=0.8), [None, "normal", "vector"]),
-    "surf-meg-free": ("fwd_surf_meg", dict(loose=1.0, depth=0.8), [None, "normal", "vector"]),
-    "surf-meg-fixed": ("fwd_surf_meg", dict(fixed=True), [None, "vector"]),
-    "surf-meg-fixed-nodepth": ("fwd_surf_meg", dict(fixed=True, depth=None), [None]),
-    "surf-meg-loose-nodepth-nocps": ("fwd_surf_meg", dict(loose=0.4, depth=None, use_cps=False),
-                                     [None, "normal"]),
-    "surf-meg-depthdict": ("fwd_surf_meg", dict(depth=dict(exp=0.5, limit=5.0)), [None]),
-    "surf-meeg-loose": ("fwd_surf_meeg", dict(), [None, "normal", "vector"]),
-    "surf-meeg-fixed-rankinfo": ("fwd_surf_meeg", dict(fixed=True, rank="info"), [None]),
-    "vol-meg": ("fwd_vol_meg", dict(), [None, "vector"]),
-    "vol-meeg-nodepth": ("fwd_vol_meeg", dict(depth=None), [None, "vector"]),
-    "mixed-meg": ("fwd_mixed_meg", dict(), [None, "vector"]),
-    "discrete-meg-loose": ("fwd_discrete_meg", dict(loose=0.3), [None, "normal", "vector"]),
-}
+from _operators import CONFIGS  # noqa: E402
+
 LAMBDAS = [1.0 / 9.0, 1.0, 1e-2]
-
-
-@pytest.fixture(scope="session")
-def operators(request, evoked_meeg, noise_cov):
-    """(MNE operator, minnorm operator) per configuration, built once."""
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            fwd_name, options, _ = CONFIGS[name]
-            fwd = request.getfixturevalue(fwd_name)
-            ref = mne.minimum_norm.make_inverse_operator(
-                evoked_meeg.info, fwd, noise_cov, verbose=False, **options)
-            ours = minnorm.make_inverse_operator(evoked_meeg.info, fwd, noise_cov, **options)
-            cache[name] = ref, ours
-        return cache[name]
-
-    return get
 
 
 def rel_err(ours, ref):
@@ -81,21 +49,6 @@ def _cases():
                 for lambda2 in lambdas:
                     yield pytest.param(name, method, pick_ori, lambda2,
                                        id=f"{name}-{method}-{pick_ori}-{lambda2:.3g}")
-
-
-@pytest.fixture(scope="session")
-def prepared_eloreta(operators, evoked_meeg):
-    """MNE-Python's operator prepared for eLORETA (its weights fitted), once per configuration
-    and λ²: MNE's own ``prepared=True`` path, so the pick_ori cases share one fit."""
-    cache = {}
-
-    def get(name, lambda2):
-        if (name, lambda2) not in cache:
-            cache[name, lambda2] = mne.minimum_norm.prepare_inverse_operator(
-                operators(name)[0], evoked_meeg.nave, lambda2, "eLORETA", verbose=False)
-        return cache[name, lambda2]
-
-    return get
 
 
 @pytest.mark.parametrize("name, method, pick_ori, lambda2", list(_cases()))

@@ -20,6 +20,7 @@ FLOORS = {
     "inverse": 3,
     "io": 4,
     "resolution": 4,
+    "time_frequency": 4,
     "decoding": 5,
     "teaching": 6,
     "cli": 7,

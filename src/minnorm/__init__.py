@@ -20,6 +20,12 @@ from .resolution import (
     resolution_maps,
     resolution_metrics,
 )
+from .time_frequency import (
+    compute_source_psd,
+    compute_source_psd_epochs,
+    source_band_induced_power,
+    source_induced_power,
+)
 from .io import (
     read_inverse_operator,
     read_source_array,
@@ -50,6 +56,10 @@ __all__ = [
     "get_cross_talk",
     "resolution_metrics",
     "resolution_maps",
+    "compute_source_psd",
+    "compute_source_psd_epochs",
+    "source_induced_power",
+    "source_band_induced_power",
     "read_inverse_operator",
     "write_inverse_operator",
     "MinnormWarning",
