@@ -139,6 +139,18 @@ def test_estimate_snr_extremes_equal_mne(operators, evoked_meeg, mne_eloreta):
         mne.minimum_norm.compute_rank_inverse(mne_eloreta)
 
 
+def test_snr_and_rank_refuse_bad_input(operators, evoked_meeg):
+    _, op = operators("fixed")
+    with pytest.raises(TypeError, match="expected an mne.minimum_norm.InverseOperator, got str"):
+        minnorm.compute_rank_inverse("inv.fif")
+    with pytest.raises(TypeError, match="evoked must be an mne Evoked, got ndarray"):
+        minnorm.estimate_snr(evoked_meeg.data, op)
+    with pytest.raises(ValueError, match="estimate_snr needs real data, got complex"):
+        minnorm.estimate_snr(evoked_meeg.copy().apply_hilbert(), op)
+    with pytest.raises(ValueError, match="3 channels of the inverse operator are not in the data"):
+        minnorm.estimate_snr(evoked_meeg.copy().drop_channels(op.ch_names[:3]), op)
+
+
 # --------------------------------------------------------------------------- covariance
 
 
