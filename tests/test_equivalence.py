@@ -12,31 +12,15 @@ import numpy as np
 import pytest
 
 import minnorm
+from _compare import assert_same_stc, rel_err
+from _operators import CONFIGS
 
 TOL = {"MNE": 1e-6, "dSPM": 1e-6, "sLORETA": 1e-6, "eLORETA": 1e-3}
 METHODS = list(TOL)
 
-from _operators import CONFIGS  # noqa: E402
-
 LAMBDAS = [1.0 / 9.0, 1.0, 1e-2]
 
 
-def rel_err(ours, ref):
-    ours = ours if isinstance(ours, np.ndarray) else ours.data
-    ref = ref if isinstance(ref, np.ndarray) else ref.data
-    assert ours.shape == ref.shape
-    return np.linalg.norm(ours - ref) / np.linalg.norm(ref)
-
-
-def assert_same_stc(ours, ref, tol):
-    assert type(ours) is type(ref)
-    for v_ours, v_ref in zip(ours.vertices, ref.vertices):
-        np.testing.assert_array_equal(v_ours, v_ref)
-    assert ours.tmin == pytest.approx(ref.tmin)
-    assert ours.tstep == pytest.approx(ref.tstep)
-    assert ours.subject == ref.subject
-    err = rel_err(ours, ref)
-    assert err < tol, f"relative error {err:.2e} ≥ {tol:.0e}"
 
 
 def _cases():

@@ -14,24 +14,10 @@ import numpy as np
 import pytest
 
 import minnorm
+from _compare import assert_same_stc, rel_err
 
 TOL = {"MNE": 1e-6, "dSPM": 1e-6, "sLORETA": 1e-6, "eLORETA": 1e-3}
 FREQS = np.array([8.0, 12.0, 20.0])
-
-
-def rel_err(ours, ref):
-    ours = ours if isinstance(ours, np.ndarray) else ours.data
-    ref = ref if isinstance(ref, np.ndarray) else ref.data
-    assert ours.shape == ref.shape
-    return np.linalg.norm(ours - ref) / np.linalg.norm(ref)
-
-
-def assert_same_stc(ours, ref, tol):
-    assert type(ours) is type(ref)
-    for a, b in zip(ours.vertices, ref.vertices):
-        np.testing.assert_array_equal(a, b)
-    assert ours.tmin == pytest.approx(ref.tmin) and ours.tstep == pytest.approx(ref.tstep)
-    assert rel_err(ours, ref) < tol
 
 
 def mne_op(operators, prepared_eloreta, name, method):

@@ -7,12 +7,17 @@ weighted gain.
 
 from ._log import MinnormWarning
 from ._version import __version__
+from .engine.kernel import METHODS as INVERSE_METHODS
 from .engine.kernel import Kernel, prepare_kernel
 from .inverse.apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
+from .inverse.covariance import apply_inverse_cov
 from .inverse.labels import extract_label_time_course
 from .inverse.lambda2 import Lambda2Choice, choose_lambda2
 from .inverse.operator import InverseOperator, make_inverse_operator
+from .inverse.prepared import prepare_inverse_operator
+from .inverse.snr import compute_rank_inverse, estimate_snr
 from .inverse.stream import iter_inverse_epochs, iter_inverse_raw
+from .inverse.tfr import apply_inverse_tfr_epochs
 from .resolution import (
     get_cross_talk,
     get_point_spread,
@@ -36,13 +41,19 @@ from .io import (
 
 __all__ = [
     "__version__",
+    "INVERSE_METHODS",
     "InverseOperator",
     "Kernel",
     "make_inverse_operator",
+    "prepare_inverse_operator",
     "prepare_kernel",
+    "compute_rank_inverse",
+    "estimate_snr",
     "apply_inverse",
     "apply_inverse_epochs",
     "apply_inverse_raw",
+    "apply_inverse_cov",
+    "apply_inverse_tfr_epochs",
     "iter_inverse_epochs",
     "iter_inverse_raw",
     "write_inverse_epochs",

@@ -13,14 +13,16 @@ checks    data against an operator: channels, bads, compensation grade, values
 labels    labels on a source space
 resolution  the leadfield, locations and indices of resolution analysis
 stc       source estimates from arrays
-data      epochs and raw data in blocks
+data      epochs and raw data in blocks, a covariance's matrix
 """
 
 from .checks import (
     CompensationGradeError,
+    NotComplexError,
     check_channels,
     check_compensation_grade,
     check_data,
+    check_epochs_tfr,
     check_instance,
     check_reference,
     compensation_grade,
@@ -29,7 +31,14 @@ from .checks import (
     may_be_complex,
     pick_rows,
 )
-from .data import epoch_blocks, epoch_count, iter_epochs, raw_segment, raw_span
+from .data import (
+    covariance_matrix,
+    epoch_blocks,
+    epoch_count,
+    iter_epochs,
+    raw_segment,
+    raw_span,
+)
 from .labels import (
     check_label,
     is_label,
@@ -40,7 +49,13 @@ from .labels import (
     subject_of,
     surface_vertices_positions,
 )
-from .operator import inverse_from_mne, inverse_to_mne, write_inverse
+from .operator import (
+    MnePreparation,
+    inverse_from_mne,
+    inverse_to_mne,
+    mne_preparation,
+    write_inverse,
+)
 from .problem import (
     MISMATCH_CHOICES,
     MneContext,
@@ -68,9 +83,11 @@ from .stc import (
 
 __all__ = [
     "CompensationGradeError",
+    "NotComplexError",
     "check_channels",
     "check_compensation_grade",
     "check_data",
+    "check_epochs_tfr",
     "check_instance",
     "check_reference",
     "compensation_grade",
@@ -99,11 +116,14 @@ __all__ = [
     "stc_kind",
     "stc_space_kind",
     "vertices",
+    "covariance_matrix",
     "epoch_blocks",
     "epoch_count",
     "iter_epochs",
     "raw_segment",
     "raw_span",
+    "MnePreparation",
+    "mne_preparation",
     "inverse_from_mne",
     "inverse_to_mne",
     "write_inverse",

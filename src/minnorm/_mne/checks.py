@@ -42,6 +42,31 @@ class CompensationGradeError(ValueError, RuntimeError):
     """
 
 
+class NotComplexError(ValueError, RuntimeError):
+    """Real time-frequency data where complex ones are needed.
+
+    A ValueError like minnorm's other input errors, and a RuntimeError like
+    MNE-Python's for the same refusal.
+    """
+
+
+def check_epochs_tfr(epochs_tfr) -> None:
+    """An ``mne.time_frequency.EpochsTFR`` of complex values (phase and amplitude)."""
+    if not isinstance(epochs_tfr, mne.time_frequency.EpochsTFR):
+        raise TypeError("epochs_tfr must be an mne.time_frequency.EpochsTFR, got "
+                        f"{type(epochs_tfr).__name__}")
+    if not np.iscomplexobj(epochs_tfr.data):
+        raise NotComplexError(
+            "time-frequency data must be complex for source estimation, got real values "
+            '(power): compute them with output="complex", e.g. '
+            'epochs.compute_tfr("morlet", freqs, output="complex", return_itc=False)')
+    if epochs_tfr.data.ndim != 4:
+        raise ValueError(
+            f"the EpochsTFR has dimensions {getattr(epochs_tfr, '_dims', epochs_tfr.data.shape)}"
+            " (multitaper coefficients, one set per taper; MNE-Python fails on them too): "
+            "invert Morlet coefficients, or one taper's as an EpochsTFRArray")
+
+
 def compensation_grade(info) -> int:
     """CTF gradient-compensation grade of ``info``'s MEG channels (0: none, as MNE)."""
     return info.compensation_grade or 0

@@ -1,9 +1,11 @@
-"""Reading Epochs and Raw data in blocks, for the streams and label time courses."""
+"""Reading Epochs and Raw data in blocks, for the streams and label time courses; a
+covariance's matrix in an operator's channels."""
 
 from __future__ import annotations
 
-
 import numpy as np
+
+from ..engine import checks
 
 
 def iter_epochs(epochs):
@@ -49,3 +51,21 @@ def raw_span(raw, start, stop) -> tuple[int, int]:
     """``start``/``stop`` (sample indices or None) resolved as ``raw[:, start:stop]`` does."""
     start, stop, _ = slice(start, stop).indices(raw.n_times)
     return start, max(start, stop)
+
+
+def covariance_matrix(cov, op) -> np.ndarray:
+    """The matrix of an ``mne.Covariance`` on the operator's channels, in its order, (M, M).
+
+    A diagonal covariance (``cov.as_diag()``) gives a diagonal matrix.
+    """
+    index = {c: k for k, c in enumerate(cov.ch_names)}
+    missing = [c for c in op.ch_names if c not in index]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} channels of the inverse operator are not in the covariance "
+            f"({checks.name_list(missing)}): compute it on the data's channels")
+    rows = [index[c] for c in op.ch_names]
+    data = np.asarray(cov.data)
+    matrix = np.diag(data[rows]) if data.ndim == 1 else data[np.ix_(rows, rows)]
+    checks.check_finite(matrix, "covariance", row_names=op.ch_names)
+    return matrix

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from copy import deepcopy
+from dataclasses import dataclass
 
 import mne
 import numpy as np
@@ -54,8 +55,14 @@ def inverse_to_mne(op):
     return mne.minimum_norm.InverseOperator(inv)
 
 
-def inverse_from_mne(inv, cls):
-    """A minnorm operator from MNE's InverseOperator (not prepared for eLORETA)."""
+def inverse_from_mne(inv, cls, *, eloreta_prepared=False):
+    """A minnorm operator from MNE's InverseOperator.
+
+    One that MNE-Python prepared for eLORETA (its eigen leads weighted by the
+    fitted source covariance, which it sets to NaN) is refused, unless
+    ``eloreta_prepared``: then it is the plain operator of those weighted
+    leads (R = I), whose MNE kernel is MNE-Python's prepared eLORETA kernel.
+    """
     if not isinstance(inv, dict) or "eigen_leads" not in inv:
         raise TypeError(
             f"expected an mne.minimum_norm.InverseOperator, got {type(inv).__name__}: "
@@ -66,10 +73,12 @@ def inverse_from_mne(inv, cls):
     leads = np.asarray(inv["eigen_leads"]["data"], np.float64)
     if inv["eigen_leads_weighted"]:
         if not np.all(np.isfinite(source_cov)):
-            raise ValueError(
-                "this inverse operator was prepared for eLORETA and cannot be reused: "
-                "pass the operator as made or read from file"
-            )
+            if not eloreta_prepared:
+                raise ValueError(
+                    "this inverse operator was prepared for eLORETA and cannot be reused: "
+                    "apply it with prepared=True, or pass the operator as made or read "
+                    "from file")
+            source_cov = np.full(len(leads), nave)  # the weights are in the leads: R = I
         leads = leads / np.sqrt(source_cov / nave)[:, np.newaxis]
     cov = inv["noise_cov"]
     names = list(cov["names"])
@@ -105,6 +114,44 @@ def inverse_from_mne(inv, cls):
         source_nn=np.asarray(inv["source_nn"], np.float64),
         n_sources=int(inv["nsource"]), mne=context,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class MnePreparation:
+    """What ``mne.minimum_norm.prepare_inverse_operator`` left in MNE's operator.
+
+    Attributes
+    ----------
+    nave : float
+    lambda2 : float
+        Read back from the regularised inverse s / (s² + λ²) it stored.
+    eloreta : bool
+        Prepared for eLORETA (the eigen leads carry the fitted weights).
+    noise_norm : ndarray of shape (n_sources,) or None
+        1 / noise standard deviation per source (prepared for dSPM or
+        sLORETA), None (MNE or eLORETA).
+    """
+
+    nave: float
+    lambda2: float
+    eloreta: bool
+    noise_norm: np.ndarray | None
+
+
+def mne_preparation(inv) -> MnePreparation | None:
+    """How MNE-Python prepared ``inv`` (None: not prepared, or not MNE's operator)."""
+    if not isinstance(inv, dict) or "colorer" not in inv:
+        return None
+    sing, reginv = np.asarray(inv["sing"], np.float64), np.asarray(inv["reginv"], np.float64)
+    # reginv = s / (s² + λ²), so λ² = s / reginv − s²; the smallest s cancels least
+    k = np.flatnonzero((reginv > 0) & (sing > 0))
+    k = k[np.argmin(sing[k])]
+    lambda2 = float(sing[k] / reginv[k] - sing[k] ** 2)
+    norm = np.asarray(inv["noisenorm"], np.float64)
+    eloreta = bool(inv["eigen_leads_weighted"]) and \
+        not np.all(np.isfinite(inv["source_cov"]["data"]))
+    return MnePreparation(nave=float(inv["nave"]), lambda2=lambda2, eloreta=eloreta,
+                          noise_norm=norm if norm.size else None)
 
 
 def write_inverse(fname, mne_inv, *, overwrite):

@@ -15,6 +15,7 @@ import numpy as np
 from .. import _log, _mne
 from ..engine.expand import apply_assembled
 from . import stream
+from .prepared import use_prepared
 from .setup import prepare
 
 __all__ = ["apply_inverse", "apply_inverse_epochs", "apply_inverse_raw"]
@@ -42,7 +43,10 @@ def apply_inverse(evoked, inverse_operator, lambda2=1.0 / 9.0, method="dSPM",
         None: norm over orientations (free/loose); "normal": the component
         normal to the cortex; "vector": all three, as x, y, z.
     prepared : bool
-        Accepted for compatibility; minnorm prepares and caches by itself.
+        Use the λ², method and nave the operator was prepared for by
+        :func:`minnorm.prepare_inverse_operator` or MNE-Python's (see
+        :mod:`minnorm.inverse.prepared`); minnorm caches kernels by itself, so
+        this is only for code written for MNE-Python.
     label : mne.Label | mne.BiHemiLabel | None
         Restrict the output to the label's sources.
     method_params : dict | None
@@ -61,11 +65,12 @@ def apply_inverse(evoked, inverse_operator, lambda2=1.0 / 9.0, method="dSPM",
     """
     with _mne.log_level(verbose):
         _mne.check_instance(evoked, "evoked")
-        s = prepare(inverse_operator, evoked.info, ch_names=evoked.ch_names, lambda2=lambda2,
-                    method=method, nave=evoked.nave, method_params=method_params, label=label,
-                    pick_ori=pick_ori, use_cps=use_cps, data=evoked)
+        use = use_prepared(inverse_operator, prepared, lambda2=lambda2, method=method,
+                           nave=evoked.nave, method_params=method_params)
+        s = prepare(info=evoked.info, ch_names=evoked.ch_names, label=label, pick_ori=pick_ori,
+                    use_cps=use_cps, data=evoked, **use)
         data = evoked.data[s.rows]
-        _mne.check_data(data, s.op, evoked.info, nave=evoked.nave)
+        _mne.check_data(data, s.op, evoked.info, nave=use["nave"])
         stc = _stc(s, apply_assembled(s.assembled, data), evoked.times[0], evoked.info)
         estimate = s.kernel.estimate_data(data)
         _log_explained(s.kernel, data, estimate)
@@ -109,20 +114,23 @@ def apply_inverse_epochs(epochs, inverse_operator, lambda2, method="dSPM", label
     (bytes or '2GiB', default 1 GiB) bounds the working memory beyond the
     returned array.
     """
+    with _mne.log_level(verbose):
+        use = use_prepared(inverse_operator, prepared, lambda2=lambda2, method=method,
+                           nave=nave, method_params=method_params)
+    nave = use["nave"]
     if return_array:
         run = stream.iter_inverse_epochs if return_generator else \
             stream.apply_inverse_epochs_array
-        return run(epochs, inverse_operator, lambda2, method, label=label, nave=nave,
-                   pick_ori=pick_ori, method_params=method_params, use_cps=use_cps,
-                   dtype=dtype, max_memory=max_memory, verbose=verbose)
+        return run(epochs, use.pop("inverse_operator"), label=label, pick_ori=pick_ori,
+                   use_cps=use_cps, dtype=dtype, max_memory=max_memory, verbose=verbose,
+                   **use)
     if dtype not in ("float64", np.float64) or max_memory is not None:
         raise ValueError("dtype and max_memory apply to return_array=True only: source "
                          "estimates are float64, one per epoch")
     with _mne.log_level(verbose):
         _mne.check_instance(epochs, "epochs")
-        s = prepare(inverse_operator, epochs.info, ch_names=epochs.ch_names, lambda2=lambda2,
-                    method=method, nave=nave, method_params=method_params, label=label,
-                    pick_ori=pick_ori, use_cps=use_cps, data=epochs)
+        s = prepare(info=epochs.info, ch_names=epochs.ch_names, label=label, pick_ori=pick_ori,
+                    use_cps=use_cps, data=epochs, **use)
 
     def generate():
         epochs_iter = _log.progress(_mne.iter_epochs(epochs), total=len(epochs.events),
@@ -147,9 +155,11 @@ def apply_inverse_raw(raw, inverse_operator, lambda2, method="dSPM", label=None,
     """
     with _mne.log_level(verbose):
         _mne.check_instance(raw, "raw")
-        s = prepare(inverse_operator, raw.info, ch_names=raw.ch_names, lambda2=lambda2,
-                    method=method, nave=nave, method_params=method_params, label=label,
-                    pick_ori=pick_ori, use_cps=use_cps, data=raw, span=(start, stop))
+        use = use_prepared(inverse_operator, prepared, lambda2=lambda2, method=method,
+                           nave=nave, method_params=method_params)
+        nave = use["nave"]
+        s = prepare(info=raw.info, ch_names=raw.ch_names, label=label, pick_ori=pick_ori,
+                    use_cps=use_cps, data=raw, span=(start, stop), **use)
         data, times = raw[s.rows, start:stop]
         if not data.shape[1]:
             raise ValueError(f"start={start}, stop={stop} select no sample of the "

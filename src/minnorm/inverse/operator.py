@@ -31,9 +31,23 @@ from ..engine.priors import (
 )
 from ..engine.whitening import Whitener, compute_whitener
 
-__all__ = ["InverseOperator", "make_inverse_operator", "as_operator"]
+__all__ = ["InverseOperator", "Preparation", "make_inverse_operator", "as_operator"]
 
 logger = logging.getLogger("minnorm")
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """What :func:`minnorm.prepare_inverse_operator` prepared an operator for.
+
+    ``apply_*(..., prepared=True)`` uses these values (see
+    :mod:`minnorm.inverse.prepared`); ``method_params`` is None except for eLORETA.
+    """
+
+    method: str
+    lambda2: float
+    nave: float
+    method_params: dict | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +78,9 @@ class InverseOperator:
     mne : minnorm._mne.MneContext
         What MNE-Python needs at the edges (source spaces, measurement info,
         projectors, transforms) — never used by the maths.
+    prepared : Preparation or None
+        Set by :func:`minnorm.prepare_inverse_operator`: the (method, λ², nave)
+        whose kernel is cached, for ``apply_*(..., prepared=True)``.
     """
 
     ch_names: tuple
@@ -80,12 +97,16 @@ class InverseOperator:
     n_sources: int
     mne: "_mne.MneContext"
     _kernels: dict = field(default_factory=dict, repr=False, compare=False)
+    prepared: Preparation | None = None
 
     def __repr__(self) -> str:
         kind = self.mne.src.kind
+        p = self.prepared
+        ready = "" if p is None else \
+            f", prepared for {p.method} (lambda2={p.lambda2:.4g}, nave={p.nave:g})"
         return (
             f"<InverseOperator | {len(self.ch_names)} channels, {self.n_sources} "
-            f"{kind} sources, {self.source_ori} orientation, rank {self.n_nonzero}>"
+            f"{kind} sources, {self.source_ori} orientation, rank {self.n_nonzero}{ready}>"
         )
 
     @property
