@@ -54,6 +54,11 @@ def test_psd_epochs_equals_mne(operators, prepared_eloreta, epochs_meeg, name, m
         assert sensor.ch_names == sensor_ref.ch_names and sensor.comment == sensor_ref.comment
         assert sensor.info["sfreq"] == pytest.approx(sensor_ref.info["sfreq"])
         assert rel_err(sensor.data, sensor_ref.data) < 1e-6
+    arrays = minnorm.compute_source_psd_epochs(epochs, operators(name)[1], 1 / 9,
+                                               return_array=True, **kw)
+    assert arrays[0].shape == (2, *ours[0][0].data.shape)
+    assert rel_err(arrays[0][1], ours[1][0].data) < 1e-12
+    assert rel_err(arrays[1][0], ours[0][1].data) < 1e-12
     gen = minnorm.compute_source_psd_epochs(epochs, operators(name)[1], 1 / 9,
                                             return_generator=True, **kw)
     assert not isinstance(gen, list)
@@ -115,6 +120,10 @@ def test_induced_power_equals_mne(operators, prepared_eloreta, epochs_meeg, name
     power, plv = minnorm.source_induced_power(epochs, operators(name)[1], freqs, **kw)
     assert rel_err(power, power_ref) < TOL[method]
     assert rel_err(plv, plv_ref) < TOL[method]
+    if prepared:  # MNE's own prepared operator, as MNE applies it
+        power_mne_op = minnorm.source_induced_power(epochs, ref_op, freqs, prepared=True,
+                                                    return_plv=False, **kw)
+        assert rel_err(power_mne_op, power_ref) < 1e-6
     assert np.all((plv >= 0) & (plv <= 1 + 1e-12))
 
 
@@ -198,18 +207,32 @@ def test_stationary_power_is_the_variance(operators, evoked_meeg):
 
 
 @pytest.mark.parametrize("pick_ori", [None, "normal"])
-def test_cross_route_equals_direct(operators, epochs_meeg, pick_ori):
+def test_routes_agree(operators, epochs_meeg, raw_meeg, pick_ori):
+    """Cross-spectra first, expanding then squaring, and expanding the time courses first
+    (then their FFTs) are the same numbers; so is float32, to its precision."""
     op = operators("surf-meg-loose")[1]
-    kw = dict(method="dSPM", pick_ori=pick_ori, n_cycles=2.0, decim=4, return_plv=False)
-    direct = minnorm.source_induced_power(epochs_meeg, op, FREQS[:2], route="direct", **kw)
-    cross = minnorm.source_induced_power(epochs_meeg, op, FREQS[:2], route="cross", **kw)
-    assert rel_err(cross, direct) < 1e-10
-    f32 = minnorm.source_induced_power(epochs_meeg, op, FREQS[:2], dtype="float32", **kw)
+    kw = dict(method="dSPM", pick_ori=pick_ori, n_cycles=2.0, decim=4)
+    direct, plv = minnorm.source_induced_power(epochs_meeg, op, FREQS[:2], route="direct", **kw)
+    cross, plv_cross = minnorm.source_induced_power(epochs_meeg, op, FREQS[:2], route="cross",
+                                                    **kw)
+    assert rel_err(cross, direct) < 1e-10 and rel_err(plv_cross, plv) < 1e-12
+    f32 = minnorm.source_induced_power(epochs_meeg, op, FREQS[:2], dtype="float32",
+                                       return_plv=False, **kw)
     assert 0 < rel_err(f32, direct) < 1e-5
-    kw = dict(method="dSPM", fmax=30.0, pick_ori="normal")
-    a = minnorm.compute_source_psd_epochs(epochs_meeg[:2], op, 1 / 9, route="direct", **kw)
-    b = minnorm.compute_source_psd_epochs(epochs_meeg[:2], op, 1 / 9, route="cross", **kw)
-    assert max(rel_err(x, y) for x, y in zip(b, a)) < 1e-10
+    kw = dict(method="dSPM", fmax=30.0, pick_ori=pick_ori)
+    routes = ("direct", "time") if pick_ori is None else ("direct", "time", "cross")
+    psd = {route: minnorm.compute_source_psd_epochs(epochs_meeg[:2], op, 1 / 9, route=route,
+                                                    **kw) for route in routes}
+    for route in routes[1:]:
+        assert max(rel_err(x, y) for x, y in zip(psd[route], psd["direct"])) < 1e-10
+    kw = dict(method="dSPM", pick_ori=pick_ori, n_fft=64, fmax=80.0)
+    raw = {route: minnorm.compute_source_psd(raw_meeg, op, 1 / 9, route=route, **kw)
+           for route in routes}
+    for route in routes[1:]:
+        assert rel_err(raw[route], raw["direct"]) < 1e-10
+    if pick_ori is None:  # MNE's √ΣP² per window is not a sum over windows
+        with pytest.raises(ValueError, match="does not apply"):
+            minnorm.compute_source_psd(raw_meeg, op, 1 / 9, route="cross", **kw)
 
 
 def test_ten_hertz_source_found(fwd_surf_meg, noise_cov, evoked_meeg, operators):

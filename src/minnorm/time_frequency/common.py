@@ -23,6 +23,7 @@ from ..engine import expand as batch
 from ..engine import spectra
 from ..engine.expand import source_rows
 from ..engine.memory import check_dtype, parse_memory
+from ..inverse.prepared import use_prepared
 from ..inverse.setup import prepare
 from ..inverse.stream import checked_block
 
@@ -77,8 +78,8 @@ def check_spectral_ori(pick_ori) -> None:
 
 
 def spectral_rows(inst, inverse_operator, *, lambda2, method, nave, label, pick_ori,
-                  method_params, use_cps, pca=True, dtype="float64", max_memory=None,
-                  allow_label_list=False) -> Rows:
+                  method_params, use_cps, pca=True, prepared=False, dtype="float64",
+                  max_memory=None, allow_label_list=False) -> Rows:
     """The shared setup for spectra and time-frequency power of ``inst`` (Epochs/Raw).
 
     With ``pca`` (MNE-Python's default), the data are first projected on the
@@ -90,10 +91,11 @@ def spectral_rows(inst, inverse_operator, *, lambda2, method, nave, label, pick_
     dtype = check_dtype(dtype)
     budget = parse_memory(max_memory)
     labels = label_list(label) if allow_label_list else None
-    s = prepare(inverse_operator, inst.info, ch_names=inst.ch_names, lambda2=lambda2,
-                method=method, nave=nave, method_params=method_params,
+    use = use_prepared(inverse_operator, prepared, lambda2=lambda2, method=method, nave=nave,
+                       method_params=method_params)
+    s = prepare(info=inst.info, ch_names=inst.ch_names,
                 label=None if labels is not None else label, pick_ori=pick_ori,
-                use_cps=use_cps, data=inst)
+                use_cps=use_cps, data=inst, **use)
     ex = batch.make_expander(s.kernel, s.assembled, dtype=dtype)
     used = np.flatnonzero(s.kernel.reginv != 0)
     leads, bare, vertices, members = ex.leads, s.assembled.leads[:, used], ex.vertices, None

@@ -26,7 +26,7 @@ from scipy import fft as sp_fft
 
 from .. import _log, _mne
 from .._mne import spectra as mne_spectra
-from ..engine import spectra
+from ..engine import quadratic, spectra
 from .common import checked_real, label_list, spectral_rows
 
 __all__ = ["source_induced_power", "source_band_induced_power"]
@@ -45,10 +45,12 @@ def source_induced_power(epochs, inverse_operator, freqs, label=None, lambda2=1.
     Returns ``power`` of shape (n_sources, n_freqs, n_times) — (n_labels, …)
     for a list of labels, averaged over each label's sources — and, with
     ``return_plv``, ``plv`` (n_sources, n_freqs, n_times). Baseline
-    correction as MNE-Python's ``rescale``. ``use_fft``, ``pca`` and
-    ``n_jobs`` are accepted for compatibility (the wavelet transforms are
-    FFTs, on every core). minnorm's own: ``dtype="float32"``, ``max_memory``
-    and ``route`` ("auto", "direct", "cross").
+    correction as MNE-Python's ``rescale``. ``pca`` and ``prepared`` as
+    :func:`minnorm.compute_source_psd_epochs`; ``use_fft`` and ``n_jobs`` are
+    accepted for compatibility (the wavelet transforms are FFTs, on every
+    core; ``use_fft=False`` keeps MNE's refusal of wavelets longer than the
+    epochs). minnorm's own: ``dtype="float32"``, ``max_memory`` and
+    ``route`` ("auto", "direct", "cross"; see :mod:`minnorm.engine.quadratic`).
     """
     with _mne.log_level(verbose):
         power, plv, rows = _induced(epochs, inverse_operator, freqs, label=label,
@@ -56,7 +58,8 @@ def source_induced_power(epochs, inverse_operator, freqs, label=None, lambda2=1.
                                     n_cycles=n_cycles, decim=decim, use_fft=use_fft,
                                     pick_ori=pick_ori, with_plv=return_plv,
                                     zero_mean=zero_mean, method_params=method_params,
-                                    use_cps=use_cps, pca=pca, dtype=dtype, max_memory=max_memory,
+                                    use_cps=use_cps, pca=pca, prepared=prepared, dtype=dtype,
+                                    max_memory=max_memory,
                                     route=route, baseline=baseline,
                                     baseline_mode=baseline_mode)
         times = epochs.times[mne_spectra.check_decim(decim)]
@@ -89,6 +92,7 @@ def source_band_induced_power(epochs, inverse_operator, bands, label=None, lambd
                                    n_cycles=n_cycles, decim=decim, use_fft=use_fft,
                                    pick_ori="normal", with_plv=False, zero_mean=False,
                                    method_params=method_params, use_cps=use_cps, pca=pca,
+                                   prepared=prepared,
                                    dtype=dtype, max_memory=max_memory, route=route,
                                    baseline=baseline,
                                    baseline_mode=baseline_mode)
@@ -109,8 +113,8 @@ def source_band_induced_power(epochs, inverse_operator, bands, label=None, lambd
 
 
 def _induced(epochs, inverse_operator, freqs, *, label, lambda2, method, nave, n_cycles,
-             decim, use_fft, pick_ori, with_plv, zero_mean, method_params, use_cps, pca, dtype,
-             max_memory, route, baseline, baseline_mode):
+             decim, use_fft, pick_ori, with_plv, zero_mean, method_params, use_cps, pca,
+             prepared, dtype, max_memory, route, baseline, baseline_mode):
     """(power, plv or None, rows): the work of both entry points."""
     _mne.check_instance(epochs, "epochs")
     labels = label_list(label)
@@ -122,7 +126,8 @@ def _induced(epochs, inverse_operator, freqs, *, label, lambda2, method, nave, n
     step = mne_spectra.check_decim(decim)
     rows = spectral_rows(epochs, inverse_operator, lambda2=lambda2, method=method, nave=nave,
                          label=label, pick_ori=pick_ori, method_params=method_params,
-                         use_cps=use_cps, pca=pca, dtype=dtype, max_memory=max_memory,
+                         use_cps=use_cps, pca=pca, prepared=prepared, dtype=dtype,
+                         max_memory=max_memory,
                          allow_label_list=True)
     wavelets = mne_spectra.morlet_wavelets(epochs.info["sfreq"], freqs, n_cycles, zero_mean)
     n_times = len(epochs.times)
@@ -137,25 +142,32 @@ def _induced(epochs, inverse_operator, freqs, *, label, lambda2, method, nave, n
     n_fft = sp_fft.next_fast_len(n_times + longest - 1)
     n_out_times = len(np.arange(n_times)[step])
     E, r = Y.shape[:2]
-    chosen = "direct" if with_plv else spectra.choose_route(E, r, route)
+    costs = quadratic.route_costs(r=r, group=rows.group, n_draws=E, n_locations=rows.n_out,
+                                  phase=with_plv)
+    chosen = quadratic.choose_route(route, costs)
     logger.info("Induced power of %d epochs at %d frequencies: %s route", E, len(freqs), chosen)
     power = np.zeros((rows.n_out, len(freqs), n_out_times))
     plv = np.zeros(power.shape, np.complex128) if with_plv else None
     block = _epoch_block(rows, E, r, n_fft, n_out_times, chosen)
+    cached = _spectra(Y, n_fft, rows.leads.dtype) if block >= E else None
     for f, wavelet in enumerate(_log.progress(wavelets, desc="induced power", unit="freq")):
-        S = np.zeros((n_out_times, r, r)) if chosen == "cross" else None
+        lifted = 0.0
         for e0 in range(0, E, block):
-            Y_hat = sp_fft.fft(Y[e0:e0 + block], n_fft, axis=-1, workers=-1)
+            Y_hat = cached if cached is not None else \
+                _spectra(Y[e0:e0 + block], n_fft, rows.leads.dtype)
             Z = spectra.wavelet_transform(Y_hat, wavelet, n_times=n_times, n_fft=n_fft,
                                           decim=step)  # (block, r, T')
-            if S is not None:
-                S += spectra.cross_spectrum(Z)
+            phase = None if plv is None else plv[:, f]
+            if chosen == "cross":
+                lifted = lifted + quadratic.lifted_cross_spectrum(Z)
+                if phase is not None:  # the phases of the normal rows, from their own tiles
+                    quadratic.power_rows(rows.leads, Z, None, group=rows.group, phase=phase,
+                                         phase_row=rows.group - 1)
             else:
-                spectra.power_rows(rows.leads, Z, power[:, f], group=rows.group,
-                                   phase=None if plv is None else plv[:, f],
-                                   phase_row=rows.group - 1)
-        if S is not None:
-            spectra.cross_power_rows(rows.leads, S, power[:, f], group=rows.group)
+                quadratic.power_rows(rows.leads, Z, power[:, f], group=rows.group,
+                                     phase=phase, phase_row=rows.group - 1)
+        if chosen == "cross":
+            quadratic.lifted_power(rows.leads, lifted, power[:, f], group=rows.group)
     power /= E
     if plv is not None:
         plv = np.abs(plv) / E
@@ -175,8 +187,16 @@ def _components(epochs, rows) -> np.ndarray:
     return np.concatenate(out)
 
 
+def _spectra(Y, n_fft, dtype) -> np.ndarray:
+    """rfft of the components, complex64 for float32 work."""
+    Y_hat = sp_fft.rfft(Y, n_fft, axis=-1, workers=-1)
+    return Y_hat.astype(np.result_type(dtype, np.complex64), copy=False)
+
+
 def _epoch_block(rows, E, r, n_fft, n_times, route) -> int:
-    """Epochs per block: their spectra (n_fft) and transforms within the budget."""
-    per_epoch = 16 * r * (n_fft + 2 * n_times)
-    fixed = 8 * n_times * r * r if route == "cross" else 0
+    """Epochs per block: their spectra (n_fft/2 + 1) and transforms within the budget; the
+    cross route also holds a frequency's lifted cross-spectra (r(r+1)/2 per sample)."""
+    size = 2 * rows.leads.dtype.itemsize
+    per_epoch = size * r * (n_fft // 2 + 1) + 2 * size * r * n_times + 8 * r * n_fft
+    fixed = 2 * 8 * n_times * r * (r + 1) // 2 if route == "cross" else 0
     return int(max(1, min(E, (rows.budget - fixed) // per_epoch)))
