@@ -236,10 +236,6 @@ def test_eloreta_weights_cached_and_warm_started(ops, evoked_meeg):
     fresh = op.replace()  # same operator, empty kernel cache
     first = prepare_kernel(fresh, lambda2=LAMBDA2, method="eLORETA")
     assert prepare_kernel(fresh, lambda2=LAMBDA2, method="eLORETA") is first
-    cold = prepare_kernel(op.replace(), lambda2=LAMBDA2, method="eLORETA")
-    W_first = first.eloreta_weights  # two cold starts: the same up to BLAS rounding
-    np.testing.assert_allclose(cold.eloreta_weights, W_first, rtol=1e-10,
-                               atol=1e-12 * np.abs(W_first).max())
     # warm start: λ² = 1/8 starts from the cached 1/9 weights, ends where a cold start does
     warm = prepare_kernel(fresh, lambda2=1.0 / 8.0, method="eLORETA")
     cold8 = prepare_kernel(op.replace(), lambda2=1.0 / 8.0, method="eLORETA")

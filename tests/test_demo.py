@@ -128,17 +128,12 @@ def test_an_existing_estimate_stops_the_run_before_any_work(cache, monkeypatch, 
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
 
-def test_cache_is_reused_then_rebuilt_when_corrupted(demo, cache, monkeypatch):
+def test_cache_is_reused(demo, cache, monkeypatch):
+    """The demo's head build is reused (a corrupted cache is rebuilt: tests/test_template.py)."""
     monkeypatch.setenv("MINNORM_CACHE_DIR", str(cache))
     head = load_template(spacing="ico4", progress=False)
-    assert not head.built  # the demo's build is reused
-    fwd_file = next(head.cache_path.glob("*fwd.fif"))
-    size = fwd_file.stat().st_size
-    fwd_file.write_bytes(fwd_file.read_bytes()[:1000])  # truncate
-    rebuilt = load_template(spacing="ico4", progress=False)  # what run_demo calls first
-    assert rebuilt.built and rebuilt.forward["nsource"] == head.forward["nsource"]
-    assert fwd_file.stat().st_size == size  # the corrupt file was rebuilt
-    assert load_template(spacing="ico4", progress=False).built is False  # and cached again
+    assert not head.built
+    assert next(head.cache_path.glob("*fwd.fif")).stat().st_size > 1000
 
 
 def test_why_dspm_reports_the_resolution_maps(demo):

@@ -41,14 +41,15 @@ def mne_op(operators, prepared_eloreta, name, method):
 ])
 def test_psd_epochs_equals_mne(operators, prepared_eloreta, epochs_meeg, name, method, pick_ori,
                                bandwidth, adaptive):
-    epochs = epochs_meeg[:2]
+    n = 2 if method == "dSPM" and not adaptive else 1  # MNE-Python takes ~1 s an epoch here
+    epochs = epochs_meeg[:n]
     ref_op, prepared, nave = mne_op(operators, prepared_eloreta, name, method)
     kw = dict(method=method, pick_ori=pick_ori, bandwidth=bandwidth, adaptive=adaptive,
               fmin=2.0, fmax=40.0, return_sensor=True, nave=nave)
     ref = mne.minimum_norm.compute_source_psd_epochs(epochs, ref_op, 1 / 9, prepared=prepared,
                                                      verbose=False, **kw)
     ours = minnorm.compute_source_psd_epochs(epochs, operators(name)[1], 1 / 9, **kw)
-    assert len(ours) == len(ref) == 2
+    assert len(ours) == len(ref) == n
     for (stc, sensor), (stc_ref, sensor_ref) in zip(ours, ref):
         assert_same_stc(stc, stc_ref, TOL[method])
         assert sensor.ch_names == sensor_ref.ch_names and sensor.comment == sensor_ref.comment
@@ -56,8 +57,8 @@ def test_psd_epochs_equals_mne(operators, prepared_eloreta, epochs_meeg, name, m
         assert rel_err(sensor.data, sensor_ref.data) < 1e-6
     arrays = minnorm.compute_source_psd_epochs(epochs, operators(name)[1], 1 / 9,
                                                return_array=True, **kw)
-    assert arrays[0].shape == (2, *ours[0][0].data.shape)
-    assert rel_err(arrays[0][1], ours[1][0].data) < 1e-12
+    assert arrays[0].shape == (n, *ours[0][0].data.shape)
+    assert rel_err(arrays[0][-1], ours[-1][0].data) < 1e-12
     assert rel_err(arrays[1][0], ours[0][1].data) < 1e-12
     gen = minnorm.compute_source_psd_epochs(epochs, operators(name)[1], 1 / 9,
                                             return_generator=True, **kw)
@@ -212,16 +213,16 @@ def test_routes_agree(operators, epochs_meeg, raw_meeg, pick_ori):
     (then their FFTs) are the same numbers; so is float32, to its precision."""
     op = operators("surf-meg-loose")[1]
     kw = dict(method="dSPM", pick_ori=pick_ori, n_cycles=2.0, decim=4)
-    direct, plv = minnorm.source_induced_power(epochs_meeg, op, FREQS[:2], route="direct", **kw)
-    cross, plv_cross = minnorm.source_induced_power(epochs_meeg, op, FREQS[:2], route="cross",
-                                                    **kw)
+    epochs = epochs_meeg[:6]
+    direct, plv = minnorm.source_induced_power(epochs, op, FREQS[:2], route="direct", **kw)
+    cross, plv_cross = minnorm.source_induced_power(epochs, op, FREQS[:2], route="cross", **kw)
     assert rel_err(cross, direct) < 1e-10 and rel_err(plv_cross, plv) < 1e-12
-    f32 = minnorm.source_induced_power(epochs_meeg, op, FREQS[:2], dtype="float32",
+    f32 = minnorm.source_induced_power(epochs, op, FREQS[:2], dtype="float32",
                                        return_plv=False, **kw)
     assert 0 < rel_err(f32, direct) < 1e-5
     kw = dict(method="dSPM", fmax=30.0, pick_ori=pick_ori)
     routes = ("direct", "time") if pick_ori is None else ("direct", "time", "cross")
-    psd = {route: minnorm.compute_source_psd_epochs(epochs_meeg[:2], op, 1 / 9, route=route,
+    psd = {route: minnorm.compute_source_psd_epochs(epochs_meeg[:1], op, 1 / 9, route=route,
                                                     **kw) for route in routes}
     for route in routes[1:]:
         assert max(rel_err(x, y) for x, y in zip(psd[route], psd["direct"])) < 1e-10
@@ -236,7 +237,7 @@ def test_routes_agree(operators, epochs_meeg, raw_meeg, pick_ori):
 
 
 def test_ten_hertz_source_found(fwd_surf_meg, noise_cov, evoked_meeg, operators):
-    """A 10 Hz dipole in noise: its spectrum peaks at 10 Hz, at the source, in every route."""
+    """A 10 Hz dipole in noise: its spectrum and its induced power peak at 10 Hz, at the source."""
     op = operators("surf-meg-loose")[1]
     fwd = mne.convert_forward_solution(fwd_surf_meg, surf_ori=True, force_fixed=True,
                                        verbose=False)
@@ -247,8 +248,8 @@ def test_ten_hertz_source_found(fwd_surf_meg, noise_cov, evoked_meeg, operators)
     sfreq, n_times, rng = info["sfreq"], 600, np.random.default_rng(0)
     t = np.arange(n_times) / sfreq
     cov = noise_cov.copy().pick_channels(info["ch_names"], ordered=True).data
-    noise = rng.multivariate_normal(np.zeros(len(cov)), cov, size=(20, n_times))
-    phase = rng.uniform(0, 2 * np.pi, 20)
+    noise = rng.multivariate_normal(np.zeros(len(cov)), cov, size=(12, n_times))
+    phase = rng.uniform(0, 2 * np.pi, 12)
     signal = 30e-9 * np.sin(2 * np.pi * 10 * t[np.newaxis] + phase[:, np.newaxis])
     data = gain[:, source][np.newaxis, :, np.newaxis] * signal[:, np.newaxis] \
         + noise.transpose(0, 2, 1)
