@@ -26,7 +26,8 @@ __all__ = ["kept_subspace", "tapered_spectra", "wavelet_transform", "adaptive_ps
 # --------------------------------------------------------------------------- the data kept
 
 
-def kept_subspace(leads: np.ndarray, fields: np.ndarray, /, *, rtol: float = 1e-8) -> np.ndarray:
+def kept_subspace(leads: np.ndarray, fields: np.ndarray, /, *,
+                  rtol: float = 1e-8) -> tuple[np.ndarray, int]:
     """Orthonormal basis (M, k) of the kernel's right singular vectors with s > rtol · s₀.
 
     MNE-Python's ``pca=True`` replaces the kernel K = leads @ fields (n_rows, M)
@@ -36,12 +37,20 @@ def kept_subspace(leads: np.ndarray, fields: np.ndarray, /, *, rtol: float = 1e-
     channels' units), so this is not a no-op. The SVD comes from two QR
     decompositions, K = Q_L (R_L R_Fᵀ) Q_Fᵀ, and the small SVD of the middle
     factor, so the singular values are as accurate as K's own.
+
+    Returns
+    -------
+    basis : ndarray of shape (M, k)
+    dropped : int
+        Directions K does have (s > 1e-12 · s₀) that the bound drops.
     """
     Q_F, R_F = np.linalg.qr(fields.T)  # fieldsᵀ = Q_F R_F: (M, r), (r, r)
     R_L = np.linalg.qr(leads.astype(np.float64), mode="r")
     _, s, Wt = np.linalg.svd(R_L @ R_F.T, full_matrices=False)
-    keep = s > rtol * s[0] if len(s) and s[0] > 0 else np.zeros(len(s), bool)
-    return Q_F @ Wt[keep].T
+    if not len(s) or s[0] <= 0:
+        return Q_F[:, :0], 0
+    keep = s > rtol * s[0]
+    return Q_F @ Wt[keep].T, int(np.sum(~keep & (s > 1e-12 * s[0])))
 
 
 # --------------------------------------------------------------------------- transforms

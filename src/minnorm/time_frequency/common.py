@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _mne
+from .. import _log, _mne
 from ..engine import expand as batch
 from ..engine import spectra
 from ..engine.expand import source_rows
@@ -104,8 +104,12 @@ def spectral_rows(inst, inverse_operator, *, lambda2, method, nave, label, pick_
         leads, bare = leads[sel], bare[sel]
     fields, kept = ex.fields, None
     if pca:  # K = bare @ fields without the noise norms, as MNE-Python decomposes it
-        kept = spectra.kept_subspace(bare, fields)
+        kept, dropped = spectra.kept_subspace(bare, fields)
         fields = (fields @ kept) @ kept.T
+        if dropped:
+            _log.warn(f"pca=True drops {dropped} of the kernel's {kept.shape[1] + dropped} "
+                      "directions (singular values below 1e-8 of the largest: with MEG and EEG "
+                      "together, EEG directions), as MNE-Python does; pass pca=False to keep them")
     return Rows(leads=leads, fields=fields, group=ex.group, vertices=vertices, rows=s.rows,
                 setup=s, labels=members, budget=budget, kept=kept)
 
