@@ -35,6 +35,7 @@ ROUTES = ("auto", "direct", "cross", "time")
 LOC_TILE = 384  # kernel rows per tile
 COL_TILE = 128  # output columns per tile
 LIFT_TILE = 256  # locations per tile of lifted leads (256 × r(r+1)/2 × 8 bytes ≈ 90 MB at r = 300)
+OUTER_CHUNK = 32  # locations whose r × r outer products are made at once (~23 MB at r = 300)
 _buffers = threading.local()
 
 
@@ -199,6 +200,7 @@ def lifted_power(leads: np.ndarray, S_lift: np.ndarray, out: np.ndarray, /, *,
     """
     r = leads.shape[1]
     iu, ju = np.triu_indices(r)
+    flat = iu * r + ju
     dtype = leads.dtype
     S_lift = np.ascontiguousarray(S_lift, dtype=dtype)
     twice = np.where(iu == ju, 1.0, 2.0).astype(dtype)
@@ -207,8 +209,9 @@ def lifted_power(leads: np.ndarray, S_lift: np.ndarray, out: np.ndarray, /, *,
         k0, k1 = tile
         lead = leads[group * k0:group * k1].reshape(k1 - k0, group, r)
         M = _scratch("lift", (k1 - k0, len(iu)), dtype)
-        for k in range(k1 - k0):  # M_k = Σ_rows ℓ ℓᵀ, its upper triangle
-            np.multiply((lead[k].T @ lead[k])[iu, ju], twice, out=M[k])
+        for s0, s1 in chunks(k1 - k0, OUTER_CHUNK):  # M_k = Σ_rows ℓ ℓᵀ, upper triangle
+            outer = np.matmul(lead[s0:s1].transpose(0, 2, 1), lead[s0:s1])  # (n, r, r)
+            np.multiply(outer.reshape(s1 - s0, r * r)[:, flat], twice, out=M[s0:s1])
         out[k0:k1] += M @ S_lift.T
 
     run_parallel(work, chunks(len(leads) // group, LIFT_TILE))

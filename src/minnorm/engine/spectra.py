@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import fft as sp_fft
 
-__all__ = ["kept_subspace", "tapered_spectra", "wavelet_transform", "adaptive_psd"]
+__all__ = ["kept_subspace", "tapered_spectra", "wavelet_transform", "adaptive_psd",
+           "variance_weights"]
 
 
 # --------------------------------------------------------------------------- the data kept
@@ -146,6 +147,17 @@ def adaptive_psd(X: np.ndarray, eigvals: np.ndarray, variance: np.ndarray, *,
         if not len(active):
             break
     return psd
+
+
+def variance_weights(n_freqs: int) -> np.ndarray:
+    """c_f with σ² = Σ_f c_f P(f): MNE-Python's trapezoid integral of a one-sided spectrum.
+
+    The trapezoid rule with step π / n_freqs, divided by 2π (the signal's
+    variance that the adaptive weights compare each taper's leakage with).
+    """
+    c = np.full(n_freqs, np.pi / n_freqs)
+    c[[0, -1]] /= 2
+    return c / (2 * np.pi)
 
 
 def _weighted(power, w):

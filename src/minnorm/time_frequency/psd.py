@@ -21,7 +21,6 @@ import logging
 
 import numpy as np
 from scipy import fft as sp_fft
-from scipy.integrate import trapezoid
 
 from .. import _log, _mne
 from .._mne import spectra as mne_spectra
@@ -253,9 +252,8 @@ class _PsdJob:
         rows = self.rows
         X_all = spectra.tapered_spectra(Y[np.newaxis], self.tapers, self.all_idx)[0]
         # each row's variance: the trapezoid integral of its fixed-weight spectrum, ℓᵀ A ℓ
-        c = np.full(len(self.all_idx), np.pi / len(self.all_idx))
-        c[[0, -1]] /= 2
-        Xw = X_all * (self.taper_scale[:, np.newaxis, np.newaxis] * np.sqrt(c / (2 * np.pi)))
+        c = spectra.variance_weights(len(self.all_idx))
+        Xw = X_all * (self.taper_scale[:, np.newaxis, np.newaxis] * np.sqrt(c))
         Zm = np.moveaxis(Xw, 1, 0).reshape(Xw.shape[1], -1)  # (r, tapers · frequencies)
         A = Zm.real @ Zm.real.T + Zm.imag @ Zm.imag.T
         X = X_all[..., self.freq_idx]  # (tap, r, f)
@@ -275,8 +273,7 @@ class _PsdJob:
         out = []
         for Xe in X:
             if self.adaptive:
-                var = trapezoid(_fixed(Xe, self.taper_scale), dx=np.pi / len(self.all_idx)) \
-                    / (2 * np.pi)
+                var = _fixed(Xe, self.taper_scale) @ spectra.variance_weights(len(self.all_idx))
                 psd = spectra.adaptive_psd(np.moveaxis(Xe[..., self.freq_idx], 0, 1),
                                            self.eigvals, var)
             else:
