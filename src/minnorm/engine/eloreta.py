@@ -21,7 +21,10 @@ import warnings
 import numpy as np
 from scipy import linalg
 
+from scipy.linalg import blas
+
 from .checks import positive_number
+from .linalg import chunks, n_workers, run_parallel
 
 logger = logging.getLogger("minnorm")
 
@@ -76,15 +79,9 @@ def _block_times(R: np.ndarray, G: np.ndarray) -> np.ndarray:
     return out.reshape(-1, G.shape[0])
 
 
-def _block_gram(Gt: np.ndarray, N: np.ndarray) -> np.ndarray:
-    """G_kᵀ N G_k for every source k → (n_src, 3, 3), from Gt = Gᵀ (3·n_src, n_chan).
-
-    Gt @ N is one GEMM; the 3 × 3 blocks are then small products on
-    contiguous rows.
-    """
-    n_chan = Gt.shape[1]
-    NGt = (Gt @ N).reshape(-1, 3, n_chan)  # G_kᵀ N
-    return np.matmul(NGt, Gt.reshape(-1, 3, n_chan).transpose(0, 2, 1))
+def _by_sources(work, n_src: int) -> None:
+    """``work(slice)`` over blocks of sources, on every core (the 3 × 3 stacks)."""
+    run_parallel(lambda ab: work(slice(*ab)), chunks(n_src, max(1, -(-n_src // n_workers()))))
 
 
 def _sym_pow(A: np.ndarray, power: float, rcond: float = 1e-7):
@@ -93,52 +90,113 @@ def _sym_pow(A: np.ndarray, power: float, rcond: float = 1e-7):
     Eigenvalues below ``rcond`` × the largest are treated as zero (their
     inverse as zero too).
     """
-    s, u = np.linalg.eigh(A)
-    limit = s[..., -1:] * rcond
-    if not (s >= -limit).all():
-        raise ValueError("eLORETA: a source block is not positive semi-definite")
-    s = np.where(s <= limit, np.inf if power < 0 else 0.0, s)
-    root = np.sqrt(s)
-    use = 1.0 / root if power < 0 else root
     if abs(power) != 0.5:
         raise ValueError("only powers ±0.5 are supported")
+    s, u = _eigh_psd(A, rcond)
+    s = np.where(s <= 0, np.inf if power < 0 else 0.0, s)
+    root = np.sqrt(s)
+    use = 1.0 / root if power < 0 else root
     return np.matmul(u * use[..., np.newaxis, :], u.swapaxes(-2, -1)), root
 
 
-def _normalize(Gt, R, n_nonzero, diagonal):
-    """Scale R in place so that trace(G R Gᵀ) = n_nonzero; return G R Gᵀ.
+def _eigh_psd(A: np.ndarray, rcond: float = 1e-7):
+    """Eigen-decomposition of a stack of PSD 3 × 3 blocks, on every core.
 
-    ``Gt`` is Gᵀ as a C-contiguous (n_rows, n_chan) array: each source's rows
-    are contiguous, so R_k G_kᵀ is a stack of small products and G (R Gᵀ) one GEMM.
+    Eigenvalues at or below ``rcond`` × the block's largest come back as 0; a
+    clearly negative one is an error.
     """
-    if diagonal:
-        R_Gt = R[:, np.newaxis] * Gt
-    else:
-        R_Gt = np.matmul(R, Gt.reshape(len(R), 3, -1)).reshape(Gt.shape)
-    GRGt = Gt.T @ R_Gt
-    norm = np.trace(GRGt) / n_nonzero
-    GRGt /= norm
-    R /= norm
-    return GRGt
+    s = np.empty(A.shape[:-1])
+    u = np.empty(A.shape)
+
+    def work(sl):
+        s[sl], u[sl] = np.linalg.eigh(A[sl])
+
+    _by_sources(work, len(A))
+    limit = s[..., -1:] * rcond
+    if not (s >= -limit).all():
+        raise ValueError("eLORETA: a source block is not positive semi-definite")
+    s[s <= limit] = 0.0
+    return s, u
 
 
-def _inverse_data_cov(GRGt, lambda2, n_nonzero):
-    """N = (G R Gᵀ + λ² I)⁺ restricted to the n_nonzero largest directions.
+class _Gain:
+    """The prior-weighted gain Go (as its transpose, one source's rows together) in the
+    working precision, with the buffers of one iteration.
 
-    When G is given in the basis of its n_nonzero components (the usual case,
-    see :func:`minnorm.engine.kernel.prepare_kernel`), that is the plain
-    inverse, from a Cholesky factorisation (no eigen-decomposition).
+    An iteration is two n × n × n_rows products: C = Go R Goᵀ as a symmetric
+    rank-k update of (Go B)ᵀ, R = B Bᵀ, and X = L⁻¹ Go, L the Cholesky factor
+    of C + λ² I, whose 3-row blocks give G_kᵀ N G_k = X_kᵀ X_k.
     """
-    if len(GRGt) == n_nonzero:
-        factor = linalg.cho_factor(GRGt + lambda2 * np.eye(n_nonzero), lower=True)
-        return linalg.cho_solve(factor, np.eye(n_nonzero))
-    s, u = linalg.eigh(GRGt)
-    s = np.abs(s)
-    order = np.argsort(s)[::-1][:n_nonzero]
-    s, u = s[order], u[:, order]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s = np.where(s > 0, 1.0 / (s + lambda2), 0.0)
-    return (u * s) @ u.T
+
+    def __init__(self, Got64: np.ndarray, dtype):
+        self.Got = Got64.astype(dtype, copy=False)
+        self.dtype = np.dtype(dtype)
+        self.work = np.empty_like(self.Got)
+        blas_name = "s" if self.dtype == np.float32 else "d"
+        self._syrk = getattr(blas, blas_name + "syrk")
+        self._trsm = getattr(blas, blas_name + "trsm")
+
+    def cov(self, B: np.ndarray, diagonal: bool) -> np.ndarray:
+        """Go R Goᵀ (n, n) in float64, both triangles, for R = B Bᵀ."""
+        Got, Yt = self.Got, self.work
+        n = Got.shape[1]
+        if diagonal:
+            np.multiply(Got, B.astype(self.dtype)[:, np.newaxis], out=Yt)
+        else:
+            Bt = B.astype(self.dtype).transpose(0, 2, 1)
+            G3, Y3 = Got.reshape(len(B), 3, n), Yt.reshape(len(B), 3, n)
+            _by_sources(lambda sl: np.matmul(Bt[sl], G3[sl], out=Y3[sl]), len(B))
+        C = self._syrk(1.0, Yt.T, lower=1).astype(np.float64)  # Yt.T: F-ordered, no copy
+        return np.tril(C) + np.tril(C, -1).T
+
+    def whiten(self, C: np.ndarray, lambda2: float) -> np.ndarray:
+        """X = L⁻¹ Go as Xᵀ (n_rows, n), L L ᵀ = C + λ² I (factorised in float64)."""
+        L = linalg.cholesky(C + lambda2 * np.eye(len(C)), lower=True, check_finite=False)
+        np.copyto(self.work, self.Got)
+        X = self._trsm(1.0, L.astype(self.dtype), self.work.T, side=0, lower=1, overwrite_b=1)
+        return X.T
+
+    def blocks(self, Xt: np.ndarray, n_orient: int) -> np.ndarray:
+        """X_kᵀ X_k per source: (n_src, 3, 3), or ‖x_k‖² (n_rows,) for one orientation."""
+        if n_orient == 1:
+            return np.einsum("km,km->k", Xt, Xt, dtype=np.float64)
+        n = Xt.shape[1]
+        X3 = Xt.reshape(-1, 3, n)
+        M = np.empty((len(X3), 3, 3), dtype=self.dtype)
+        _by_sources(lambda sl: np.matmul(X3[sl], X3[sl].transpose(0, 2, 1), out=M[sl]),
+                    len(X3))
+        return M.astype(np.float64)
+
+
+class _Anderson:
+    """Anderson acceleration (type II) of the fixed point R ← g(R), mixing the last
+    ``depth`` iterates; C = Go R Goᵀ is linear in R, so it is mixed alongside.
+    """
+
+    def __init__(self, depth: int = 3):
+        self.depth = depth
+        self.reset()
+
+    def reset(self) -> None:
+        self.g, self.f, self.C = [], [], []
+
+    def mix(self, R, g, C_g):
+        """The next iterate (R, C) from R, its image g and g's C."""
+        self.g.append(g.ravel())
+        self.f.append((g - R).ravel())
+        self.C.append(C_g)
+        del self.g[:-self.depth - 1], self.f[:-self.depth - 1], self.C[:-self.depth - 1]
+        if len(self.f) < 2:
+            return g, C_g
+        dF = np.diff(np.array(self.f), axis=0)
+        gamma = np.linalg.lstsq(dF.T, self.f[-1], rcond=None)[0]
+        dG, dC = np.diff(np.array(self.g), axis=0), np.diff(np.array(self.C), axis=0)
+        return (self.g[-1] - gamma @ dG).reshape(g.shape), C_g - np.tensordot(gamma, dC, 1)
+
+
+# Relative change of R below which the iterations leave float32 for float64:
+# float32 resolves R to ~1e-5, and a fixed point forgets where it started.
+FLOAT32_UNTIL = 1e-4
 
 
 def eloreta_weights(
@@ -158,8 +216,9 @@ def eloreta_weights(
 
     Parameters
     ----------
-    G : ndarray of shape (n_channels, n_orient·n_sources)
-        Whitened gain, without depth or orientation prior.
+    G : ndarray of shape (n_nonzero, n_orient·n_sources)
+        Whitened gain, without depth or orientation prior, in the basis of its
+        n_nonzero components (so that (G R Gᵀ + λ²I) is invertible).
     orient_std : ndarray of shape (n_orient·n_sources,)
         √ of the orientation prior (ones for free or fixed).
     n_orient : 1 or 3
@@ -167,8 +226,9 @@ def eloreta_weights(
     n_nonzero : int
         Rank of the whitened data space.
     eps, max_iter, force_equal
-        Convergence tolerance on the relative change of R, iteration cap,
-        and one weight per location instead of a 3 × 3 block.
+        Convergence tolerance on the relative change of R between iterations
+        (MNE-Python's), iteration cap, and one weight per location instead of
+        a 3 × 3 block.
     R_init : ndarray of shape (n_rows,) or (n_sources, 3, 3), optional
         Starting weights (a warm start, e.g. R for a nearby λ²), in the
         layout of R; default the orientation prior.
@@ -177,10 +237,18 @@ def eloreta_weights(
     -------
     R_sqrt : ndarray of shape (n_rows,) or (n_sources, 3, 3)
         Square root of the weights, normalised so that trace(G R Gᵀ) = r.
+
+    Notes
+    -----
+    The iterations run in float32 while R still changes by more than
+    ``FLOAT32_UNTIL`` and in float64 after that (and always for the last
+    allowed one), so the stopping rule and the fixed point are MNE-Python's;
+    Anderson acceleration mixes the last iterates (restarted at the switch).
     """
+    if len(G) != n_nonzero:
+        raise ValueError(f"eLORETA needs the gain in its {n_nonzero} components, got {len(G)} rows")
     diagonal = n_orient == 1 or force_equal
     n_src = G.shape[1] // n_orient
-    Go = G * orient_std
     if diagonal:
         R_prior = orient_std**2
         R = R_prior.copy()
@@ -192,30 +260,75 @@ def eloreta_weights(
         if R_init.shape != R.shape:
             raise ValueError(f"R_init must have shape {R.shape}, got {R_init.shape}")
         R = np.array(R_init, dtype=np.float64)
-    Got = np.ascontiguousarray(Go.T)  # (n_rows, n_chan): source-major
-    GRGt = _normalize(Got, R, n_nonzero, diagonal)
+    Got = np.multiply(G.T, orient_std[:, np.newaxis], out=np.empty(G.shape[::-1]))  # source-major
+    gain = _Gain(Got, np.float32 if max_iter > 1 else np.float64)
+    C = _normalized(gain.cov(_factor(R, diagonal), diagonal), R, n_nonzero)
+    mixer = _Anderson()
     for it in range(max_iter):
-        N = _inverse_data_cov(GRGt, lambda2, n_nonzero)
-        R_last = R.copy()
-        if n_orient == 1:
-            R[:] = 1.0 / np.sqrt(np.einsum("km,km->k", Got @ N, Got))
-        else:
-            M = _block_gram(Got, N)  # G_kᵀ N G_k, (n_src, 3, 3)
-            inv_sqrt, root = _sym_pow(M, -0.5)
-            R[:] = np.repeat(1.0 / root.mean(axis=-1), 3) if force_equal else inv_sqrt
-        R *= R_prior  # re-apply the orientation prior, which eLORETA undoes
-        GRGt = _normalize(Got, R, n_nonzero, diagonal)
-        delta = np.linalg.norm(R - R_last) / np.linalg.norm(R_last)
-        logger.debug("eLORETA iteration %d: relative change %.1e", it + 1, delta)
-        if delta < eps:
+        M = gain.blocks(gain.whiten(C, lambda2), n_orient)
+        g, B = _update(M, R_prior, n_orient, force_equal)
+        C_g = _normalized(gain.cov(B, diagonal), g, n_nonzero)
+        delta = np.linalg.norm(g - R) / np.linalg.norm(R)
+        logger.debug("eLORETA iteration %d (%s): relative change %.1e", it + 1,
+                     gain.dtype.name, delta)
+        if delta < eps and gain.dtype == np.float64:
             logger.info("eLORETA converged after %d iterations (%.2g < %.2g)", it + 1, delta, eps)
             break
+        if gain.dtype != np.float64 and (delta < max(FLOAT32_UNTIL, eps) or it + 2 >= max_iter):
+            gain = _Gain(Got, np.float64)  # finish in float64, from g
+            mixer.reset()
+            R, C = g, _normalized(gain.cov(_factor(g, diagonal), diagonal), g, n_nonzero)
+            continue
+        R, C = mixer.mix(R, g, C_g)
     else:
         warnings.warn(f"eLORETA weight fitting did not converge (>= {eps})", RuntimeWarning,
                       stacklevel=3)
-    del Got
+    del Got, gain
+    R = g
     _normalize(np.ascontiguousarray(G.T), R, n_nonzero, diagonal)  # orientation prior undone
     return np.sqrt(R) if diagonal else _sym_pow(R, 0.5)[0]
+
+
+def _factor(R: np.ndarray, diagonal: bool) -> np.ndarray:
+    """B with B Bᵀ = R (√R for diagonal weights, R's blocks' symmetric roots otherwise)."""
+    return np.sqrt(R) if diagonal else _sym_pow(R, 0.5)[0]
+
+
+def _normalized(C: np.ndarray, R: np.ndarray, n_nonzero: int) -> np.ndarray:
+    """Scale R in place and C so that trace(C) = trace(Go R Goᵀ) = n_nonzero; return C."""
+    norm = np.trace(C) / n_nonzero
+    R /= norm
+    return C / norm
+
+
+def _update(M, R_prior, n_orient, force_equal):
+    """The eLORETA update R = prior ∘ M**-½ per source, and a factor B (B Bᵀ = R)."""
+    if n_orient == 1:
+        R = R_prior / np.sqrt(M)
+        return R, np.sqrt(R)
+    s, u = _eigh_psd(M)
+    with np.errstate(divide="ignore"):
+        inv_root = np.where(s > 0, 1.0 / np.sqrt(s), 0.0)
+    if force_equal:
+        R = np.repeat(1.0 / np.sqrt(s).mean(axis=-1), 3) * R_prior
+        return R, np.sqrt(R)
+    R = np.matmul(u * inv_root[:, np.newaxis, :], u.transpose(0, 2, 1)) * R_prior
+    std = np.sqrt(np.einsum("kii->ki", R_prior))  # R = D M**-½ D, D = diag(std)
+    return R, std[:, :, np.newaxis] * (u * np.sqrt(inv_root)[:, np.newaxis, :])
+
+
+def _normalize(Gt, R, n_nonzero, diagonal):
+    """Scale R in place so that trace(G R Gᵀ) = n_nonzero, from Gt = Gᵀ (n_rows, n).
+
+    trace(G R Gᵀ) = Σ_k ⟨R_k, G_kᵀ G_k⟩: the sources' 3 × 3 Gram blocks, no n × n product.
+    """
+    n = Gt.shape[1]
+    if diagonal:
+        trace = np.einsum("k,km,km->", R, Gt, Gt)
+    else:
+        G3 = Gt.reshape(len(R), 3, n)
+        trace = np.einsum("kij,kim,kjm->", R, G3, G3, optimize=True)
+    R /= trace / n_nonzero
 
 
 def weight_gain(G: np.ndarray, R_sqrt: np.ndarray) -> np.ndarray:

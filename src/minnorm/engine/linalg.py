@@ -20,12 +20,13 @@ vectors in U and zero columns in V.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import linalg
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["svd_wide", "real_matmul", "real_dtype", "complex_dtype", "n_workers",
            "run_parallel", "chunks"]
@@ -98,9 +99,20 @@ def real_matmul(A: np.ndarray, B: np.ndarray, /, out: np.ndarray | None = None) 
     return out
 
 
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """The process's BLAS/OpenMP thread pools, found once (a search costs ~5 ms)."""
+    return ThreadpoolController()
+
+
+def blas_threads(limit: int):
+    """A context in which BLAS runs on at most ``limit`` threads."""
+    return _threadpools().limit(limits=limit, user_api="blas")
+
+
 def n_workers() -> int:
     """Threads for parallel numpy work: the BLAS's thread count (all cores by default)."""
-    counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    counts = [i["num_threads"] for i in _threadpools().info() if i["user_api"] == "blas"]
     return max(1, max(counts) if counts else (os.cpu_count() or 1))
 
 
@@ -116,7 +128,7 @@ def run_parallel(work, items) -> None:
         for item in items:
             work(item)
         return
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+    with blas_threads(1), ThreadPoolExecutor(workers) as pool:
         list(pool.map(work, items))
 
 
@@ -135,5 +147,5 @@ def one_blas_thread():
     1000× slower (20 s instead of 20 ms), and threads gain nothing at that
     size.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_threads(1):
         yield
