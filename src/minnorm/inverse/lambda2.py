@@ -25,6 +25,7 @@ import numpy as np
 from .. import _mne
 from ..engine import regularisation as reg
 from ..engine.kernel import check_nave
+from ..engine.linalg import one_blas_thread
 from .operator import InverseOperator, as_operator
 
 __all__ = ["Lambda2Choice", "choose_lambda2", "choose_all", "resolve_lambda2", "RULES",
@@ -157,12 +158,13 @@ def choose_from_array(op: InverseOperator, data: np.ndarray, rule: str,
     _mne.check_data(data, op, None, nave=nave, units=False)
     whitener = op.whitener.scaled(nave)
     rows = whitener.eig > 0
-    white = (whitener.matrix @ (whitener.proj @ data))[rows]
     n = whitener.n_nonzero
-    problem = reg.make_problem(op.sing[:n], op.eigen_fields[:n][:, rows], white, n,
-                               with_cv=rule == "cv")
-    grid = reg.lambda2_grid(problem.sing)
-    lambda2, curve, inside = reg.choose(problem, rule, grid)
+    with one_blas_thread():  # matrices of a few hundred rows: threads gain nothing, and
+        white = (whitener.matrix @ (whitener.proj @ data))[rows]  # crawl on a busy CPU
+        problem = reg.make_problem(op.sing[:n], op.eigen_fields[:n][:, rows], white, n,
+                                   with_cv=rule == "cv")
+        grid = reg.lambda2_grid(problem.sing)
+        lambda2, curve, inside = reg.choose(problem, rule, grid)
     if not inside:
         logger.warning("λ² by %s is at the edge of the grid (%.3g): the data do not "
                        "determine it; consider another rule or a fixed λ²", rule, lambda2)
