@@ -49,20 +49,7 @@ def sample_operator(cache: Path, spacing: str):
                                                ROOT.parent / "shared" / "data" / "sample")))
     evokeds = mne.read_evokeds(files.evoked, baseline=(None, 0), verbose="error")
     cov = mne.read_cov(files.cov, verbose="error")
-    params = {"surf": spacing, "subject": fw.TEMPLATE_SUBJECT, "bem": "bem_3layer",
-              "eeg": True, "mindist": f"{fw.MINDIST_MM:g}mm"}
-
-    def build():
-        import tempfile
-
-        subjects_dir = Path(tempfile.mkdtemp())
-        fw.write_template_subject(subjects_dir, fw.template_to_sample_affine(files))
-        src = fw.make_template_src(subjects_dir, spacing)
-        bem = mne.read_bem_solution(files.bem_3layer, verbose="error")
-        return fw.make_forward(evokeds[0].info, files, src, bem, meg=True, eeg=True)
-
-    cache.mkdir(parents=True, exist_ok=True)
-    fwd = fw.load_or_build_forward(cache, fw.cache_key("fwd_surf_meeg", params, files), build)
+    fwd = fw.template_forward_meeg(files, evokeds[0].info, spacing, cache)
     inv = minnorm.make_inverse_operator(evokeds[0].info, fwd, cov, loose=0.2, depth=0.8)
     return evokeds, inv
 
