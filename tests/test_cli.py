@@ -171,6 +171,7 @@ def test_story_tells_the_story(files, capsys):
     flat = " ".join(out.split())  # the paragraph is wrapped
     assert "λ² chosen from these data (t ≥ 0 s, 301 samples, nave 3)" in flat
     assert "used here: 0.111 (SNR 3)" in flat
+    assert "no baseline correction" in flat  # the file's evoked is stored without one
     for rule in minnorm.inverse.lambda2.RULES:
         assert re.search(rf"{rule} [0-9.e+-]+ \(SNR [0-9.e+-]+", flat), rule
         assert f"{rule}: " in flat  # what it optimises

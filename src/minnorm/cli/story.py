@@ -145,8 +145,10 @@ def _rule_choices(evoked, inv, lambda2) -> str:
     values = ", ".join(f"{rule} {c.lambda2:.3g} (SNR {c.snr:.3g}"
                        f"{'' if c.inside else ', at the grid edge'})" for rule, c in choices.items())
     edge = ("" if all(c.inside for c in choices.values()) else
-            " At the grid edge, a rule is not determined by the data (an offset left by a "
-            "missing baseline correction can do that).")
+            " At the grid edge, a rule is not determined by the data.")
+    if tmin is not None and evoked.baseline is None:
+        edge += (" This evoked response has no baseline correction: its offsets look like "
+                 "signal to every rule (evoked.apply_baseline((None, 0)) before choosing).")
     text = (f"λ² chosen from these data ({window}, {first.n_times} samples, nave "
             f"{first.nave:g}) by each rule: {values}; used here: {lambda2:.3g} (SNR "
             f"{1 / np.sqrt(lambda2):.3g}); minnorm apply --lambda2 RULE applies a rule's "

@@ -178,12 +178,12 @@ def choose_all(op: InverseOperator, data: np.ndarray, nave: float,
     return {rule: choose_from_array(op, data, _check_rule(rule), nave) for rule in rules}
 
 
-def rules_paragraph(default_lambda2: float = 1.0 / 9.0) -> str:
-    """One paragraph on what each rule optimises, against the fixed default."""
+def rules_paragraph(fixed_lambda2: float = 1.0 / 9.0) -> str:
+    """One paragraph on what each rule optimises, against a fixed λ² (the default 1/9)."""
     goals = "; ".join(f"{rule}: {goal}" for rule, goal in RULE_GOALS.items())
-    return (f"What each rule optimises — {goals}. The default λ² = {default_lambda2:.3g} "
-            f"(SNR {1 / np.sqrt(default_lambda2):.3g}) optimises nothing: it assumes the "
-            "same amplitude SNR whatever the data and the number of averages.")
+    return (f"What each rule optimises — {goals}. A fixed λ² (here {fixed_lambda2:.3g}, SNR "
+            f"{1 / np.sqrt(fixed_lambda2):.3g}) optimises nothing: it assumes the same amplitude "
+            "SNR whatever the data and the number of averages.")
 
 
 def resolve_lambda2(lambda2, op: InverseOperator, data=None, *, nave=1.0, span=None):
