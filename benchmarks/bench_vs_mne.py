@@ -202,22 +202,8 @@ def sample_inputs(spacing: str, n_epochs: int) -> Inputs:
     evoked = mne.read_evokeds(files.evoked, condition="Left Auditory", baseline=(None, 0),
                               verbose="error")
     cov = mne.read_cov(files.cov, verbose="error")
-    params = {"surf": spacing, "subject": fw.TEMPLATE_SUBJECT, "bem": "bem_3layer",
-              "eeg": True, "mindist": f"{fw.MINDIST_MM:g}mm"}
-    key = fw.cache_key("fwd_surf_meeg", params, files)
-    cache = ROOT / ".pytest_cache" / "d" / "minnorm-forwards"
-    cache.mkdir(parents=True, exist_ok=True)
-
-    def build():
-        import tempfile
-
-        subjects_dir = Path(tempfile.mkdtemp())
-        fw.write_template_subject(subjects_dir, fw.template_to_sample_affine(files))
-        src = fw.make_template_src(subjects_dir, spacing)
-        bem = mne.read_bem_solution(files.bem_3layer, verbose="error")
-        return fw.make_forward(evoked.info, files, src, bem, meg=True, eeg=True)
-
-    fwd = fw.load_or_build_forward(cache, key, build)
+    fwd = fw.template_forward_meeg(files, evoked.info, spacing,
+                                   ROOT / ".pytest_cache" / "d" / "minnorm-forwards")
     epochs = fw.make_noisy_epochs(evoked, cov, n_epochs=n_epochs, seed=0)
     return Inputs(f"sample-{spacing}", evoked.info, fwd, cov, evoked, epochs,
                   f"sample recording (366 MEG+EEG) on the template cortex {spacing}: "

@@ -257,6 +257,25 @@ def load_or_build_forward(cache_dir, key, build, label=None):
     return fwd
 
 
+def template_forward_meeg(files, info, spacing, cache_dir):
+    """The fwd_surf_meeg fixture's forward at ``spacing`` (template cortex in the sample head,
+    three-layer BEM, MEG + EEG), from the same cache entry: for the benchmarks."""
+    params = {"surf": spacing, "subject": TEMPLATE_SUBJECT, "bem": "bem_3layer", "eeg": True,
+              "mindist": f"{MINDIST_MM:g}mm"}
+
+    def build():
+        import tempfile
+
+        subjects_dir = Path(tempfile.mkdtemp())
+        write_template_subject(subjects_dir, template_to_sample_affine(files))
+        src = make_template_src(subjects_dir, spacing)
+        bem = mne.read_bem_solution(files.bem_3layer, verbose="error")
+        return make_forward(info, files, src, bem, meg=True, eeg=True)
+
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    return load_or_build_forward(cache_dir, cache_key("fwd_surf_meeg", params, files), build)
+
+
 # --------------------------------------------------------------------------
 # Data: epochs, raw, labels
 # --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`minnorm apply` and `minnorm story` on the real sample data: outputs read back
 with MNE-Python equal minnorm.apply_inverse* on the same inputs."""
 
+import re
 import subprocess
 import sys
 
@@ -166,6 +167,14 @@ def test_story_tells_the_story(files, capsys):
                  "Average EEG reference", "λ² = 1/SNR² = 1/3² = 0.111",
                  "effective components", "amplitude SNR"):
         assert text in out, text
+    # the rules' choices from the evoked's post-stimulus samples, next to the λ² used
+    flat = " ".join(out.split())  # the paragraph is wrapped
+    assert "λ² chosen from these data (t ≥ 0 s, 301 samples, nave 3)" in flat
+    assert "used here: 0.111 (SNR 3)" in flat
+    assert "no baseline correction" in flat  # the file's evoked is stored without one
+    for rule in minnorm.inverse.lambda2.RULES:
+        assert re.search(rf"{rule} [0-9.e+-]+ \(SNR [0-9.e+-]+", flat), rule
+        assert f"{rule}: " in flat  # what it optimises
 
 
 def test_console_script_one_line_errors_and_debug(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 import minnorm
+from minnorm.inverse.lambda2 import RULES
 from minnorm.teaching.demo import LAMBDA2, run_demo
 from minnorm.teaching.template import load_template
 from minnorm.teaching.why_dspm import output_stem
@@ -51,6 +52,39 @@ def test_report_holds_every_figure(demo):
     assert "http" not in page.replace("http-equiv", "")  # opens offline: nothing fetched
     for heading in ("forward model", "L-curve", "surface bias", "Why dSPM?", "Dipole"):
         assert heading in page
+
+
+def test_report_shows_the_rules_choices_next_to_the_default(demo):
+    result, text = demo
+    choices = result.lambda2_choices
+    assert list(choices) == list(RULES)
+    page = result.report.read_text(encoding="utf-8")
+    section = page[page.index("3. Regularisation"):page.index("4. The surface bias")]
+    assert 'id="l-curve"' in section and "What each rule optimises" in section
+    for rule, lam in choices.items():
+        assert 1e-6 < lam < 1e4
+        assert f"<td>{rule}</td><td>{lam:.3g}</td>" in section  # the table, beside the default
+        assert f"{rule}: " in section  # the paragraph
+    assert f"<td>default</td><td>{LAMBDA2:.3g}</td>" in section
+    assert "λ² chosen from the data (0–400 ms): gcv" in text
+
+
+def test_lcurve_figure_marks_each_rule():
+    from minnorm.teaching.metrics import LCurve
+    from minnorm.teaching.viz import plot_lcurve
+
+    lam = np.logspace(-3, 3, 13)
+    curve = LCurve(lam, np.sqrt(lam / (1 + lam)) * 10, 1 / np.sqrt(1 + lam))
+    choices = {"gcv": 0.4, "evidence": 2.0, "lcurve": 1e5}
+    fig = plot_lcurve(curve, default_lambda2=LAMBDA2, n_channels=100, choices=choices)
+    left, right = fig.axes
+    labels = [t.get_text() for t in left.get_legend().get_texts()]
+    assert labels == ["default λ² = 0.111", "gcv: λ² = 0.4", "evidence: λ² = 2",
+                      "lcurve: λ² = 1e+05 (off the curve)"]
+    assert sorted(line.get_xdata()[0] for line in right.lines if line.get_linestyle() == "--"
+                  and len(line.get_xdata()) == 2) == [0.4, 2.0, 1e5]
+    import matplotlib.pyplot as plt
+    plt.close(fig)
 
 
 def test_story_is_told(demo):

@@ -190,6 +190,55 @@ def test_epochs_raw_files_and_decoding_with_a_rule(epochs_meeg, raw_meeg, inv, t
     np.testing.assert_allclose(stc.data, ref.data, rtol=1e-12)
 
 
+def _assembled(blocks, shape):
+    """The blocks of a stream put back in place (raw data: no epoch axis)."""
+    out = np.full(shape, np.nan)
+    for b in blocks:
+        where = (b.epochs, ..., b.times) if len(shape) == 3 else (..., b.times)
+        out[where] = b.data
+    assert not np.isnan(out).any()
+    return out
+
+
+def test_labels_and_streams_with_a_rule(evoked_meeg, epochs_meeg, raw_meeg, inv,
+                                        template_labels):
+    """lambda2="gcv" at extract_label_time_course and iter_inverse_epochs/_raw is the same
+    call with the number choose_lambda2 gives on the same data (evoked, the epochs'
+    average with nave × their number, the raw window)."""
+    import minnorm
+
+    labels = template_labels[:2]
+    epochs = epochs_meeg[:2]
+    start, stop = 30, 200
+    t = raw_meeg.times
+    chosen = {"evoked": minnorm.choose_lambda2(evoked_meeg, inv, "gcv").lambda2,
+              "epochs": minnorm.choose_lambda2(epochs, inv, "gcv").lambda2,
+              "raw": minnorm.choose_lambda2(raw_meeg, inv, "gcv", tmin=t[start],
+                                            tmax=t[stop - 1]).lambda2}
+    assert len(set(chosen.values())) == 3  # three different data, three choices
+    for name, data, extra in [("evoked", evoked_meeg, {}), ("epochs", epochs, {}),
+                              ("raw", raw_meeg, dict(start=start, stop=stop))]:
+        got = minnorm.extract_label_time_course(data, inv, labels, "gcv", "dSPM",
+                                                mode="mean_flip", **extra)
+        ref = minnorm.extract_label_time_course(data, inv, labels, chosen[name], "dSPM",
+                                                mode="mean_flip", **extra)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-12, err_msg=name)
+    # budgets that cut the streams into several blocks: λ² is chosen once, from all the data
+    got = list(minnorm.iter_inverse_epochs(epochs, inv, "gcv", "MNE", max_memory="20MB"))
+    ref = list(minnorm.iter_inverse_epochs(epochs, inv, chosen["epochs"], "MNE",
+                                           max_memory="20MB"))
+    assert len(got) == len(ref) > 1
+    shape = (len(epochs), inv.n_sources, len(epochs.times))
+    np.testing.assert_allclose(_assembled(got, shape), _assembled(ref, shape), rtol=1e-12)
+    got = list(minnorm.iter_inverse_raw(raw_meeg, inv, "gcv", "MNE", start=start, stop=stop,
+                                        max_memory="5MB"))
+    ref = list(minnorm.iter_inverse_raw(raw_meeg, inv, chosen["raw"], "MNE", start=start,
+                                        stop=stop, max_memory="5MB"))
+    assert len(got) == len(ref) > 1
+    shape = (inv.n_sources, stop - start)
+    np.testing.assert_allclose(_assembled(got, shape), _assembled(ref, shape), rtol=1e-12)
+
+
 def test_bad_rule_is_one_line_listing_the_rules(evoked_meeg, inv):
     import minnorm
 

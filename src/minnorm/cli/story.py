@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from .. import _log, _mne
 from ..engine.checks import check_finite
+from ..inverse.lambda2 import RULES, choose_lambda2, rules_paragraph
 from ..inverse.operator import make_inverse_operator
 from ..io import fif as _fif
 from ..teaching.story import forward_story
@@ -27,8 +29,9 @@ the noise covariance's rank and projectors, the terms of
 
 with their dimensions, G's rank and condition number, and the default
 λ² = 1/SNR² explained. With --cov, L is whitened first (as the inverse does);
-with --evoked, the data vector b and its signal-to-noise ratio are shown too.
-Nothing is written.
+with --evoked, the data vector b and its signal-to-noise ratio are shown too,
+and the λ² each rule (gcv, lcurve, discrepancy, evidence, cv) chooses from
+them, next to the λ² used, with what each rule optimises. Nothing is written.
 """
 
 
@@ -92,6 +95,7 @@ def tell_story_from_files(fwd, *, cov=None, evoked=None, condition=None,
         extra.append(_components_kept(inverse, lambda2))
     if data is not None and inverse is not None:
         extra.append(_data_snr(data, inverse))
+        extra.append(_rule_choices(data, inverse, lambda2))
     return "\n".join([text, *extra])
 
 
@@ -129,3 +133,24 @@ def _data_snr(evoked, inv) -> str:
             f"({len(rows)},) at {len(evoked.times)} times. Whitened with C/nave, noise alone "
             f"has RMS 1 per component; the data's RMS peaks at {rms[t]:.3g} at t = "
             f"{evoked.times[t]:.3f} s, an amplitude SNR of about {snr:.3g} there ({fit}).")
+
+
+def _rule_choices(evoked, inv, lambda2) -> str:
+    """The λ² each rule chooses from the evoked's post-stimulus samples (all of them if
+    none is before 0), next to the λ² used, and what each rule optimises."""
+    tmin = 0.0 if evoked.times[0] < 0 <= evoked.times[-1] else None
+    choices = {rule: choose_lambda2(evoked, inv, rule, tmin=tmin) for rule in RULES}
+    window = "t ≥ 0 s" if tmin is not None else "all samples"
+    first = next(iter(choices.values()))
+    values = ", ".join(f"{rule} {c.lambda2:.3g} (SNR {c.snr:.3g}"
+                       f"{'' if c.inside else ', at the grid edge'})" for rule, c in choices.items())
+    edge = ("" if all(c.inside for c in choices.values()) else
+            " At the grid edge, a rule is not determined by the data.")
+    if tmin is not None and evoked.baseline is None:
+        edge += (" This evoked response has no baseline correction: its offsets look like "
+                 "signal to every rule (evoked.apply_baseline((None, 0)) before choosing).")
+    text = (f"λ² chosen from these data ({window}, {first.n_times} samples, nave "
+            f"{first.nave:g}) by each rule: {values}; used here: {lambda2:.3g} (SNR "
+            f"{1 / np.sqrt(lambda2):.3g}); minnorm apply --lambda2 RULE applies a rule's "
+            f"choice.{edge} {rules_paragraph(lambda2)}")
+    return textwrap.fill(text, width=100, subsequent_indent="  ")

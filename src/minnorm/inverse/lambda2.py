@@ -25,9 +25,11 @@ import numpy as np
 from .. import _mne
 from ..engine import regularisation as reg
 from ..engine.kernel import check_nave
+from ..engine.linalg import one_blas_thread
 from .operator import InverseOperator, as_operator
 
-__all__ = ["Lambda2Choice", "choose_lambda2", "resolve_lambda2", "RULES"]
+__all__ = ["Lambda2Choice", "choose_lambda2", "choose_all", "resolve_lambda2", "RULES",
+           "RULE_GOALS", "rules_paragraph"]
 
 logger = logging.getLogger("minnorm")
 RULES = reg.RULES
@@ -35,6 +37,21 @@ _GOAL_WORDS = {"min": "minimum", "max": "maximum", "root": "zero"}
 _LABELS = {"gcv": "GCV function", "lcurve": "L-curve curvature κ",
            "discrepancy": "log(residual / expected noise)", "evidence": "log evidence",
            "cv": "cross-validated error per sample"}
+# what each rule optimises, in one sentence (the demo's report, `minnorm story`)
+RULE_GOALS = {
+    "gcv": "generalised cross-validation minimises ‖(I − A)y‖² / tr(I − A)², the error of "
+           "predicting each whitened measurement from the others; it needs no noise level",
+    "lcurve": "the L-curve's corner maximises the curvature of log misfit against log source "
+              "norm, where a better fit starts to cost much more current; it ignores the "
+              "noise level",
+    "discrepancy": "the discrepancy principle makes the whitened residual as large as the "
+                   "noise alone (n components × samples): fit down to the noise, no further",
+    "evidence": "the evidence maximises the probability of the whitened data under the "
+                "model the operator implies (sources with covariance R/λ², unit noise), "
+                "scaled for nave",
+    "cv": "cross-validation minimises the error of predicting each of 5 folds of whitened "
+          "channels from a fit to the other four",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,16 +158,32 @@ def choose_from_array(op: InverseOperator, data: np.ndarray, rule: str,
     _mne.check_data(data, op, None, nave=nave, units=False)
     whitener = op.whitener.scaled(nave)
     rows = whitener.eig > 0
-    white = (whitener.matrix @ (whitener.proj @ data))[rows]
     n = whitener.n_nonzero
-    problem = reg.make_problem(op.sing[:n], op.eigen_fields[:n][:, rows], white, n,
-                               with_cv=rule == "cv")
-    grid = reg.lambda2_grid(problem.sing)
-    lambda2, curve, inside = reg.choose(problem, rule, grid)
+    with one_blas_thread():  # matrices of a few hundred rows: threads gain nothing, and
+        white = (whitener.matrix @ (whitener.proj @ data))[rows]  # crawl on a busy CPU
+        problem = reg.make_problem(op.sing[:n], op.eigen_fields[:n][:, rows], white, n,
+                                   with_cv=rule == "cv")
+        grid = reg.lambda2_grid(problem.sing)
+        lambda2, curve, inside = reg.choose(problem, rule, grid)
     if not inside:
         logger.warning("λ² by %s is at the edge of the grid (%.3g): the data do not "
                        "determine it; consider another rule or a fixed λ²", rule, lambda2)
     return Lambda2Choice(rule, lambda2, grid, curve, float(nave), data.shape[1], inside)
+
+
+def choose_all(op: InverseOperator, data: np.ndarray, nave: float,
+               rules=RULES) -> dict:
+    """rule → :class:`Lambda2Choice` for each of ``rules`` on the same data (see
+    :func:`choose_from_array`)."""
+    return {rule: choose_from_array(op, data, _check_rule(rule), nave) for rule in rules}
+
+
+def rules_paragraph(fixed_lambda2: float = 1.0 / 9.0) -> str:
+    """One paragraph on what each rule optimises, against a fixed λ² (the default 1/9)."""
+    goals = "; ".join(f"{rule}: {goal}" for rule, goal in RULE_GOALS.items())
+    return (f"What each rule optimises — {goals}. A fixed λ² (here {fixed_lambda2:.3g}, SNR "
+            f"{1 / np.sqrt(fixed_lambda2):.3g}) optimises nothing: it assumes the same amplitude "
+            "SNR whatever the data and the number of averages.")
 
 
 def resolve_lambda2(lambda2, op: InverseOperator, data=None, *, nave=1.0, span=None):

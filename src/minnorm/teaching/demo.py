@@ -3,7 +3,8 @@
 1. the forward model, told with its own numbers;
 2. MNE, dSPM, sLORETA and eLORETA against the known truth: peak localisation
    error, spatial dispersion, depth of the peaks (surface bias), explained variance;
-3. the L-curve: both terms of the cost over λ², the default marked;
+3. the L-curve: both terms of the cost over λ², the default and the λ² each rule
+   (GCV, L-curve corner, discrepancy, evidence, cross-validation) chooses marked;
 4. why dSPM? the point-spread function of every source for every method: peak
    localisation error and spatial deviation over the whole cortex and against
    depth (:mod:`minnorm.teaching.why_dspm`);
@@ -25,12 +26,13 @@ import numpy as np
 
 from . import viz
 from ..inverse.apply import apply_inverse
+from ..inverse.lambda2 import choose_all, rules_paragraph
 from .dipole import fit_dipoles
 from ..engine.kernel import METHODS, prepare_kernel
 from .metrics import explained_variance, lcurve, localisation
 from ..inverse.operator import make_inverse_operator
 from ..io import AtomicOutputs, check_new_outputs, write_source_estimate, write_text_output
-from .report import figure_block, html_page, table_block, text_block
+from .report import figure_block, html_page, paragraph_block, table_block, text_block
 from .simulate import simulate_evoked
 from .story import forward_story
 from .template import load_template, source_depth
@@ -70,6 +72,9 @@ class DemoResult:
         the table's numbers.
     inverse : InverseOperator or None
         The operator the demo made (loose 0.2, depth 0.8), its kernels cached.
+    lambda2_choices : dict
+        Rule name → the λ² it chose from the evoked's 0–400 ms window (the
+        L-curve's data), :func:`minnorm.choose_lambda2` with that window.
     """
 
     out_dir: Path
@@ -82,6 +87,7 @@ class DemoResult:
     seconds: float = 0.0
     resolution: CortexResolution | None = None
     inverse: object = None
+    lambda2_choices: dict = field(default_factory=dict)
 
 
 def _reconstruct(sim, inv):
@@ -130,13 +136,25 @@ def _dipoles(head, sim, inv, kernel):
 
 
 def _lcurve(sim, inv):
+    """The L-curve of the 0–400 ms window, and rule → λ² chosen from the same window."""
     rows = [sim.evoked.ch_names.index(c) for c in inv.ch_names]
     window = (sim.evoked.times >= 0) & (sim.evoked.times <= 0.4)
-    return lcurve(inv, sim.evoked.data[rows][:, window], lambda2=np.logspace(-5, 3, 49),
-                  nave=sim.evoked.nave)
+    data, nave = sim.evoked.data[rows][:, window], sim.evoked.nave
+    curve = lcurve(inv, data, lambda2=np.logspace(-5, 3, 49), nave=nave)
+    return curve, {rule: c.lambda2 for rule, c in choose_all(inv, data, nave).items()}
 
 
-def _figures(head, sim, stcs, locs, fits, curve, n_channels):
+def _rules_blocks(choices):
+    """The rules' choices next to the default: a table and what each rule optimises."""
+    rows = [["default", f"{LAMBDA2:.3g}", f"{1 / np.sqrt(LAMBDA2):.3g}", "1"]]
+    rows += [[rule, f"{lam:.3g}", f"{1 / np.sqrt(lam):.3g}", f"{lam / LAMBDA2:.3g}"]
+             for rule, lam in choices.items()]
+    return [table_block(["rule", "λ²", "SNR = 1/√λ²", "λ² / default"], rows,
+                        caption="λ² chosen from the simulated evoked (0–400 ms)"),
+            paragraph_block(rules_paragraph(LAMBDA2))]
+
+
+def _figures(head, sim, stcs, locs, fits, curve, choices, n_channels):
     truth, blocks = sim.truth, []
     for t in sorted(set(np.round(truth.latencies, 3))):
         k = int(np.argmin(np.abs(sim.evoked.times - t)))
@@ -157,9 +175,11 @@ def _figures(head, sim, stcs, locs, fits, curve, n_channels):
                                "scaled curves coincide (sLORETA drawn on top); eLORETA's weights "
                                "change the shape.", name="time-courses"))
     blocks.append(figure_block(viz.plot_lcurve(curve, default_lambda2=LAMBDA2,
-                                               n_channels=n_channels),
+                                               n_channels=n_channels, choices=choices),
                                "The trade-off the cost function balances: misfit against source "
-                               "norm over λ² (red: the default 1/9).", name="l-curve"))
+                               "norm over λ² (red: the default 1/9; the other markers and the "
+                               "dashed lines: the λ² each rule chooses from these data).",
+                               name="l-curve"))
     blocks.append(figure_block(viz.plot_surface_bias(locs, names=truth.names),
                                "Depth of each method's peak against the true depth: plain MNE "
                                "pulls deep sources towards the surface.", name="surface-bias"))
@@ -256,13 +276,16 @@ def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: st
                           for f in multi.fits)
         echo(f"Dipoles at {1e3 * multi.time:.0f} ms (one per hemisphere): GOF "
              f"{100 * multi.gof:.1f}% — {where}")
-    curve = _lcurve(sim, inv)
-    blocks = _figures(head, sim, stcs, locs, fits, curve, len(inv.ch_names))
+    curve, choices = _lcurve(sim, inv)
+    echo("λ² chosen from the data (0–400 ms): " + ", ".join(
+        f"{rule} {lam:.3g}" for rule, lam in choices.items()) + f"; default {LAMBDA2:.3g}")
+    blocks = _figures(head, sim, stcs, locs, fits, curve, choices, len(inv.ch_names))
     resolution, why = _why_dspm(head, inv, depth, echo)
     sections = [
         ("1. The forward model", [text_block(story)]),
         ("2. Four methods against the truth", [_table_block(table)] + blocks[:-3]),
-        ("3. Regularisation: the L-curve", [blocks[-3]]),
+        ("3. Regularisation: the L-curve, and λ² chosen from the data",
+         [blocks[-3], *_rules_blocks(choices)]),
         ("4. The surface bias", [blocks[-2]]),
         ("5. Why dSPM? Every source's point-spread function", why),
         ("6. Dipole fit versus distributed estimate", [blocks[-1], text_block(
@@ -278,7 +301,7 @@ def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: st
     if open_browser:
         webbrowser.open(report.resolve().as_uri())
     return DemoResult(out, report, stc_files, table, fits, names, story, seconds, resolution,
-                      inv)
+                      inv, choices)
 
 
 def _why_dspm(head, inv, depth, echo):

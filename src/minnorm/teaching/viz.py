@@ -227,25 +227,42 @@ def plot_time_courses(times, courses: dict, *, names, title: str):
     return fig
 
 
-def plot_lcurve(curve, *, default_lambda2: float, n_channels: int):
-    """The L-curve ‖v‖ against ‖y − Gv‖, and both terms of F against λ²."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+_RULE_STYLE = {"gcv": ("C1", "s"), "lcurve": ("C2", "^"), "discrepancy": ("C4", "D"),
+               "evidence": ("C5", "v"), "cv": ("C9", "P")}
+
+
+def plot_lcurve(curve, *, default_lambda2: float, n_channels: int, choices=None):
+    """The L-curve ‖v‖ against ‖y − Gv‖, and both terms of F against λ².
+
+    ``choices``: rule name → the λ² it chose from the same data, marked on both
+    panels (on the curve, interpolated in log–log between its λ² points; a
+    λ² beyond the curve's range is drawn at its end and said so).
+    """
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.4))
     ax1.loglog(curve.residual, curve.norm, "o-", ms=3, color="C0")
     k = int(np.argmin(np.abs(np.log(curve.lambda2 / default_lambda2))))
     ax1.loglog(curve.residual[k], curve.norm[k], "o", ms=10, mfc="none", mec="C3", mew=2,
                label=f"default λ² = {default_lambda2:.3g}")
+    for rule, lam in (choices or {}).items():
+        colour, marker = _RULE_STYLE.get(rule, ("0.3", "x"))
+        u, grid = np.log(lam), np.log(curve.lambda2)
+        at = [np.exp(np.interp(u, grid, np.log(y))) for y in (curve.residual, curve.norm)]
+        off = "" if grid[0] <= u <= grid[-1] else " (off the curve)"
+        ax1.loglog(*at, marker, ms=8, color=colour, mec="k", mew=0.5,
+                   label=f"{rule}: λ² = {lam:.3g}{off}")
+        ax2.axvline(lam, color=colour, lw=1.2, ls="--")
     ax1.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax1.set_xlabel("data misfit ‖y − G v‖ (whitened)")
     ax1.set_ylabel("source norm ‖v‖ (weighted)")
-    ax1.set_title("L-curve: fit against current used")
-    ax1.legend()
+    ax1.set_title("L-curve: fit against current used" + (", λ² by rule" if choices else ""))
+    ax1.legend(fontsize=8)
     ax2.loglog(curve.lambda2, curve.residual**2, label="misfit ‖y − Gv‖²")
     ax2.loglog(curve.lambda2, curve.lambda2 * curve.norm**2, label="penalty λ²‖v‖²")
     ax2.loglog(curve.lambda2, curve.cost, "k--", label="F = misfit + penalty")
     ax2.axhline(n_channels, color="0.6", lw=0.8, ls=":", label="noise level (n channels)")
     ax2.axvline(default_lambda2, color="C3", lw=1)
     ax2.set_xlabel("λ²")
-    ax2.set_title("the two terms of the cost F(λ²)")
+    ax2.set_title("the two terms of the cost F(λ²)" + (" (dashed: the rules)" if choices else ""))
     ax2.legend(fontsize=8)
     fig.tight_layout()
     return fig
