@@ -197,20 +197,21 @@ PROJ_ATOL = 1e-10  # projectors are matrices of O(1) numbers: a real mismatch is
 def filter_fields(filters, projs, info=None) -> np.ndarray:
     """The filter's sensor-side matrix (M, M): the whitener, else the projector, else I.
 
-    The data's projectors ``projs`` must be the filter's (when it used SSP).
-    With ``info`` (an Evoked/Epochs/Raw's), EEG must be average-referenced.
+    The data's projectors ``projs`` must be the filter's (when it used SSP;
+    None: not checked, for arrays). With ``info`` (an Evoked/Epochs/Raw's), EEG
+    must be average-referenced.
     """
     names = filters["ch_names"]
     if info is not None:
         check_reference(info, names)
-    if filters.get("is_ssp", True):
+    if filters.get("is_ssp", True) and projs is not None:
         proj = make_projector(projector_vectors(projs, names), len(names))
         if not np.allclose(proj, filters["proj"], atol=PROJ_ATOL, rtol=0):
             raise ValueError("The SSP projections present in the data do not match the "
                              "projections used when calculating the spatial filter: apply the "
                              "filter to data with the same projectors, or make it again")
-        if filters["whitener"] is None:
-            return np.asarray(filters["proj"], np.float64)
+    if filters.get("is_ssp", True) and filters["whitener"] is None:
+        return np.asarray(filters["proj"], np.float64)
     if filters["whitener"] is not None:
         return np.asarray(filters["whitener"], np.float64)
     return np.eye(len(names))
