@@ -77,6 +77,7 @@ CONFIGS = {
     "vol-meg-vector": ("fwd_vol_meg", "meg", True, dict(pick_ori="vector")),
     "vol-meeg-maxpower-rr-depth": ("fwd_vol_meeg", None, True,
                                    dict(pick_ori="max-power", reduce_rank=True, depth=0.8)),
+    "mixed-meg-vector": ("fwd_mixed_meg", "meg", True, dict(pick_ori="vector")),
 }
 
 
@@ -185,6 +186,8 @@ def test_every_option_combination_equals_mne(label_problem, weight_norm, pick_or
 
 
 REFUSED = [  # (forward fixture, channels, noise covariance, options, MNE's exception, message)
+    ("fwd_surf_meeg", None, True, dict(rank="full"), ValueError,  # MNE only warns at first
+     "not positive semi-definite"),
     ("fwd_surf_meeg", None, False, {}, ValueError, "several sensor types requires a noise "
                                                    "covariance"),
     ("fwd_vol_meg", "meg", True, dict(pick_ori="normal"), ValueError,
@@ -206,19 +209,56 @@ REFUSED = [  # (forward fixture, channels, noise covariance, options, MNE's exce
 ]
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # MNE-Python's, on the bad inputs
 @pytest.mark.parametrize("fwd_name, channels, with_noise, options, exc, message", REFUSED)
 def test_refusals_match_mne(request, evoked_meeg, data_cov, noise_cov, template_labels,
                             fwd_name, channels, with_noise, options, exc, message):
     fwd = request.getfixturevalue(fwd_name)
     info = pick_info(evoked_meeg.info, channels)
     kwargs = dict(noise_cov=noise_cov if with_noise else None, **options)
-    if fwd_name == "fwd_surf_meeg" and with_noise:  # refused late: a label keeps MNE quick
+    if fwd_name == "fwd_surf_meeg" and with_noise and "rank" not in options:
+        # refused late: a label keeps MNE-Python quick
         kwargs["label"] = template_labels[0]
     with pytest.raises(exc, match=message):
         mne.beamformer.make_lcmv(info, fwd, data_cov, verbose=False, **kwargs)
     with pytest.raises(ValueError, match=message) as err:
         minnorm.make_lcmv(info, fwd, data_cov, **kwargs)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # MNE-Python's: too few samples
+def test_rank_mismatch_is_refused_as_mne(evoked_meeg, epochs_meeg, noise_cov, fwd_surf_meeg,
+                                         template_labels):
+    short = mne.compute_covariance(epochs_meeg[:1], tmin=0.0, tmax=0.1, verbose=False)
+    kwargs = dict(noise_cov=noise_cov, rank=None, label=template_labels[0])
+    message = r"meg data rank \(61\) did not match the noise rank \(303\)"
+    with pytest.raises(ValueError, match=message):
+        mne.beamformer.make_lcmv(evoked_meeg.info, fwd_surf_meeg, short, verbose=False, **kwargs)
+    with pytest.raises(ValueError, match=message + ": pass rank='info'"):
+        minnorm.make_lcmv(evoked_meeg.info, fwd_surf_meeg, short, **kwargs)
+
+
+def test_bad_data_are_refused(filters, evoked_meeg, data_cov, fwd_surf_meeg):
+    """NaN in data or covariances, missing channels, other projectors: one-line errors."""
+    _, ours, info = filters("surf-eeg-adhoc")
+    evoked = evoked_meeg.copy()
+    evoked.data[evoked.ch_names.index("EEG 010"), 5] = np.nan
+    with pytest.raises(ValueError, match="data contains 1 NaN.*EEG 010"):
+        minnorm.apply_lcmv(evoked, ours)
+    with pytest.raises(ValueError, match="computed with channel EEG 001 which is not present"):
+        minnorm.apply_lcmv(evoked_meeg.copy().drop_channels(["EEG 001"]), ours)
+    eeg = [c for c in evoked_meeg.ch_names if c.startswith("EEG")]
+    vector = np.random.default_rng(0).standard_normal((1, len(eeg)))
+    extra = mne.Projection(data=dict(nrow=1, ncol=len(eeg), row_names=None, col_names=eeg,
+                                     data=vector), kind=1, desc="another", active=False)
+    with pytest.raises(ValueError, match="SSP projections present in the data do not match"):
+        minnorm.apply_lcmv(evoked_meeg.copy().add_proj([extra]), ours)
+    cov = data_cov.copy()
+    k = cov.ch_names.index("EEG 010")
+    cov["data"] = cov["data"].copy()
+    cov["data"][k, k] = np.inf
+    with pytest.raises(ValueError, match="data covariance contains 1 NaN or Inf.*EEG 010"):
+        minnorm.make_lcmv(info, fwd_surf_meeg, cov)
 
 
 def test_singular_gain_is_refused_unless_reduce_rank(label_problem):

@@ -16,6 +16,7 @@ import mne
 import numpy as np
 from mne.io.constants import FIFF
 
+from ..engine import checks
 from ..engine.priors import DepthOptions, depth_prior
 from ..engine.whitening import compute_whitener, make_projector
 from .checks import check_compensation_grade, check_reference
@@ -149,7 +150,9 @@ def read_lcmv_inputs(info, forward, data_cov, noise_cov, *, label, pick_ori, ran
                          ranks=group_ranks(found, groups, rank), proj=cov_proj)
     whitener = w.eigvec.T @ w.matrix  # E^T Λ^-½ E: the symmetric form MNE-Python stores
     rows = [forward["sol"]["row_names"].index(c) for c in ch_names]
-    gain = whitener @ forward["sol"]["data"][np.ix_(rows, cols)]
+    gain = forward["sol"]["data"][np.ix_(rows, cols)]
+    checks.check_finite(gain, "forward solution", row_names=ch_names)
+    gain = whitener @ gain
     prior = _depth(gain, opts, n_ori=n_ori, inversion=inversion)
     if prior is not None:
         gain *= np.sqrt(prior)
@@ -158,8 +161,10 @@ def read_lcmv_inputs(info, forward, data_cov, noise_cov, *, label, pick_ori, ran
         nn[:] = [0.0, 0.0, 1.0]
     data_cov = mne.pick_channels_cov(data_cov, include=ch_names, ordered=True, verbose=False)
     data_cov.pop("estimator", None)
+    cov = _square_cov(data_cov, ch_names)
+    checks.check_finite(cov, "data covariance", row_names=ch_names)
     return LcmvInputs(
-        ch_names=ch_names, info=info, gain=gain, cov=_square_cov(data_cov, ch_names),
+        ch_names=ch_names, info=info, gain=gain, cov=cov,
         whitener=whitener, proj=make_projector(projector_vectors(info["projs"], ch_names), n),
         rank=int(sum(found.values())), n_ori=n_ori, nn=nn, vertices=[np.asarray(v) for v in
                                                                       vertices],

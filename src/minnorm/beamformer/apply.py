@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _mne
 from ..engine.beamformer import source_power
+from ..engine.checks import check_finite
 from ..engine.expand import Block, Expander, apply_array, plan_blocks, to_xyz
 from ..engine.memory import check_dtype
 from .filter import as_filter
@@ -68,7 +69,7 @@ def apply_lcmv(evoked, filters, *, verbose=None):
     with _mne.log_level(verbose):
         _mne.check_instance(evoked, "evoked")
         filters, rows, ex = _setup(evoked, filters, "float64")
-        sol = apply_array(ex, evoked.data[rows][np.newaxis])[0]
+        sol = apply_array(ex, _finite(evoked.data[rows], filters)[np.newaxis])[0]
         return _stc(sol, filters, evoked.times[0], 1.0 / evoked.info["sfreq"])
 
 
@@ -96,8 +97,8 @@ def apply_lcmv_epochs(epochs, filters, *, return_generator=False, verbose=None,
     if return_array and not return_generator:
         data = epochs.get_data()[:, rows] if epochs.preload else \
             np.concatenate(list(_mne.epoch_blocks(epochs, rows, per_block)))
-        return apply_array(ex, data, max_memory=max_memory)
-    blocks = _blocks(epochs, rows, ex, per_block, max_memory)
+        return apply_array(ex, _finite(data, filters), max_memory=max_memory)
+    blocks = _blocks(epochs, rows, ex, per_block, max_memory, filters)
     if return_array:
         return blocks
     tmin, tstep = epochs.times[0], 1.0 / epochs.info["sfreq"]
@@ -105,11 +106,17 @@ def apply_lcmv_epochs(epochs, filters, *, return_generator=False, verbose=None,
     return stcs if return_generator else list(stcs)
 
 
-def _blocks(epochs, rows, ex, per_block, max_memory):
+def _finite(data, filters):
+    """Data (…, M, n_times) without NaN or Inf (which the filter would spread to every source)."""
+    check_finite(np.moveaxis(data, -2, 0), "data", row_names=filters["ch_names"])
+    return data
+
+
+def _blocks(epochs, rows, ex, per_block, max_memory, filters):
     n = 0
     for data in _mne.epoch_blocks(epochs, rows, per_block):
         yield Block(slice(n, n + len(data)), slice(0, data.shape[-1]),
-                    apply_array(ex, data, max_memory=max_memory))
+                    apply_array(ex, _finite(data, filters), max_memory=max_memory))
         n += len(data)
 
 
@@ -123,7 +130,7 @@ def apply_lcmv_raw(raw, filters, start=None, stop=None, *, verbose=None):
         if not len(times):
             raise ValueError(f"start={start}, stop={stop} select no sample of the "
                              f"{raw.n_times} samples of the raw data")
-        sol = apply_array(ex, data[np.newaxis])[0]
+        sol = apply_array(ex, _finite(data, filters)[np.newaxis])[0]
         return _stc(sol, filters, times[0], 1.0 / raw.info["sfreq"])
 
 
@@ -138,6 +145,7 @@ def apply_lcmv_cov(data_cov, filters, verbose=None):
         rows = _mne.filter_channels(data_cov.ch_names, filters)
         fields = _mne.filter_fields(filters, data_cov["projs"])
         cov = data_cov.data if data_cov.data.ndim == 2 else np.diag(data_cov.data)
+        check_finite(cov[np.ix_(rows, rows)], "covariance", row_names=filters["ch_names"])
         cov = fields @ cov[np.ix_(rows, rows)] @ fields.T
         power = source_power(cov, np.asarray(filters["weights"], np.float64),
                              _mne.filter_n_ori(filters))

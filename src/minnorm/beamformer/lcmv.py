@@ -16,7 +16,6 @@ import logging
 import numpy as np
 
 from .. import _mne
-from .._log import warn
 from ..engine import beamformer as bf
 from .filter import Beamformer
 
@@ -77,18 +76,25 @@ def make_lcmv(info, forward, data_cov, reg=0.05, noise_cov=None, label=None, pic
                                        pick_ori=pick_ori, rank=rank, depth=depth,
                                        inversion=inversion)
         _check_reg(reg)
+        _check_psd(inputs)
         logger.info("Computing beamformer filters for %d sources",
                     inputs.gain.shape[1] // inputs.n_ori)
         result = bf.make_filter(inputs.gain, inputs.cov, inputs.whitener, reg=reg,
                                 rank=inputs.rank, n_ori=inputs.n_ori, weight_norm=weight_norm,
                                 pick_ori=pick_ori, reduce_rank=reduce_rank, inversion=inversion,
                                 nn=inputs.nn)
-        eig = result.cov_eig
-        if not (eig >= -eig[-1] * 1e-7).all():
-            warn("data covariance does not appear to be positive semidefinite, results will "
-                 "likely be incorrect")
         return Beamformer(_mne.filter_dict(inputs, forward, result, weight_norm=weight_norm,
                                            pick_ori=pick_ori, inversion=inversion))
+
+
+def _check_psd(inputs) -> None:
+    """The whitened data covariance must be PSD (MNE-Python warns, then computes nonsense)."""
+    eig = np.linalg.eigvalsh(bf.whiten_covariance(inputs.cov, inputs.whitener))
+    if not (eig >= -eig[-1] * 1e-7).all():
+        raise ValueError(
+            f"the whitened data covariance is not positive semi-definite (eigenvalues from "
+            f"{eig[0]:.3g} to {eig[-1]:.3g}): check data_cov, and use rank='info' or None "
+            "(rank='full' keeps the directions that the projectors removed)")
 
 
 def _check_reg(reg) -> None:
