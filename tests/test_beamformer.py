@@ -395,6 +395,22 @@ def test_epochs_batched_equal_mne_per_epoch(filters, few_epochs, name):
     assert rel(np.concatenate([b.data for b in blocks]), array) < 1e-12
 
 
+def test_lazy_epochs_equal_preloaded(filters, few_epochs):
+    """Epochs read from a raw recording block by block give the same estimates."""
+    _, ours, _ = filters("surf-meeg")
+    raw = mne.io.RawArray(np.concatenate(few_epochs.get_data(), axis=-1), few_epochs.info,
+                          verbose=False)
+    n_times = len(few_epochs.times)
+    events = np.c_[np.arange(len(few_epochs)) * n_times, np.zeros(len(few_epochs), int),
+                   np.ones(len(few_epochs), int)]
+    lazy = mne.Epochs(raw, events, tmin=0.0, tmax=(n_times - 1) / raw.info["sfreq"],
+                      baseline=None, preload=False, verbose=False)
+    expected = minnorm.apply_lcmv_epochs(few_epochs, ours, return_array=True)
+    assert rel(minnorm.apply_lcmv_epochs(lazy, ours, return_array=True), expected) < 1e-10
+    stcs = minnorm.apply_lcmv_epochs(lazy, ours, return_generator=True)
+    assert rel(np.stack([s.data for s in stcs]), expected) < 1e-10
+
+
 def test_raw_and_covariance_equal_mne(filters, epochs_meeg, data_cov):
     ref, ours, _ = filters("surf-meeg")
     raw = mne.io.RawArray(np.concatenate(epochs_meeg.get_data(), axis=-1), epochs_meeg.info,

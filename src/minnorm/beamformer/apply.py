@@ -95,8 +95,8 @@ def apply_lcmv_epochs(epochs, filters, *, return_generator=False, verbose=None,
                                    max_memory=max_memory,
                                    complex_data=_mne.may_be_complex(epochs))
     if return_array and not return_generator:
-        data = epochs.get_data()[:, rows] if epochs.preload else \
-            np.concatenate(list(_mne.epoch_blocks(epochs, rows, per_block)))
+        parts = list(_mne.epoch_blocks(epochs, rows, n_epochs if epochs.preload else per_block))
+        data = parts[0] if len(parts) == 1 else np.concatenate(parts)  # one copy at most
         return apply_array(ex, _finite(data, filters), max_memory=max_memory)
     blocks = _blocks(epochs, rows, ex, per_block, max_memory, filters)
     if return_array:
