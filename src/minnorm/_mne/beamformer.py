@@ -17,6 +17,7 @@ import numpy as np
 from mne.io.constants import FIFF
 
 from ..engine import checks
+from ..engine.beamformer import PICK_ORIS
 from ..engine.priors import DepthOptions, depth_prior
 from ..engine.whitening import compute_whitener, make_projector
 from .checks import check_compensation_grade, check_reference
@@ -113,8 +114,6 @@ def _check_pick_ori(pick_ori, forward, n_ori):
 def read_lcmv_inputs(info, forward, data_cov, noise_cov, *, label, pick_ori, rank, depth,
                      inversion) -> LcmvInputs:
     """The arrays of one LCMV problem, as ``mne.beamformer.make_lcmv`` prepares them."""
-    from ..engine.beamformer import PICK_ORIS
-
     _check_types(info, forward, data_cov, noise_cov)
     check_compensation_grade(forward["info"], info, "forward")
     ch_names = _channels(info, forward, data_cov, noise_cov)

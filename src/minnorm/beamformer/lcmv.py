@@ -69,9 +69,6 @@ def make_lcmv(info, forward, data_cov, reg=0.05, noise_cov=None, label=None, pic
         a singular gain without ``reduce_rank``.
     """
     with _mne.log_level(verbose):
-        if inversion not in bf.INVERSIONS:  # before the forward is read: MNE-Python's order
-            bf.check_options(weight_norm=None, pick_ori=None, inversion=inversion,
-                             reduce_rank=False, n_ori=1)
         inputs = _mne.read_lcmv_inputs(info, forward, data_cov, noise_cov, label=label,
                                        pick_ori=pick_ori, rank=rank, depth=depth,
                                        inversion=inversion)

@@ -92,8 +92,7 @@ def check_options(*, weight_norm, pick_ori, inversion, reduce_rank, n_ori: int) 
                                  ("pick_ori", pick_ori, PICK_ORIS),
                                  ("inversion", inversion, INVERSIONS),
                                  ("reduce_rank", reduce_rank, (True, False))):
-        if not any(value is a or (a is not None and value == a) for a in allowed) \
-                or isinstance(value, np.ndarray):
+        if not _is_one_of(value, allowed):
             raise ValueError(f"Invalid value for the {name!r} parameter. Allowed values are "
                              f"{', '.join(map(repr, allowed))}, but got {value!r} instead.")
     if inversion == "single" and n_ori > 1 and pick_ori == "vector" \
@@ -105,6 +104,15 @@ def check_options(*, weight_norm, pick_ori, inversion, reduce_rank, n_ori: int) 
         raise ValueError('reduce_rank cannot be used with inversion="single": use '
                          'inversion="matrix" (e.g. for a rank-deficient spherical MEG model) '
                          "or reduce_rank=False")
+
+
+def _is_one_of(value, allowed) -> bool:
+    if isinstance(value, np.ndarray):
+        return False
+    try:
+        return value in allowed
+    except TypeError:  # e.g. an object whose == fails
+        return False
 
 
 def whiten_covariance(cov: np.ndarray, whitener: np.ndarray) -> np.ndarray:
