@@ -395,6 +395,22 @@ def test_epochs_batched_equal_mne_per_epoch(filters, few_epochs, name):
     assert rel(np.concatenate([b.data for b in blocks]), array) < 1e-12
 
 
+def test_complex_data_as_mne(filters, evoked_meeg, few_epochs):
+    """Hilbert-transformed data: real norms over orientations, complex vectors, as MNE-Python."""
+    ref, ours, _ = filters("surf-meeg")
+    evoked = evoked_meeg.copy().apply_hilbert()
+    stc_ref = mne.beamformer.apply_lcmv(evoked, ref, verbose=False)
+    stc = minnorm.apply_lcmv(evoked, ours)
+    assert stc.data.dtype == stc_ref.data.dtype == np.float64
+    assert rel(stc.data, stc_ref.data) < TOL
+    ref, ours, _ = filters("vol-meg-vector")
+    epochs = few_epochs.copy().apply_hilbert()
+    data_ref = np.stack([s.data for s in mne.beamformer.apply_lcmv_epochs(epochs, ref,
+                                                                          verbose=False)])
+    data = minnorm.apply_lcmv_epochs(epochs, ours, return_array=True, dtype="float32")
+    assert data.dtype == np.complex64 and rel(data, data_ref) < 1e-5
+
+
 def test_lazy_epochs_equal_preloaded(filters, few_epochs):
     """Epochs read from a raw recording block by block give the same estimates."""
     _, ours, _ = filters("surf-meeg")
