@@ -224,7 +224,7 @@ def lcmv_filter(gain: np.ndarray, cov_inv: np.ndarray, /, *, n_ori: int, weight_
     denom = np.matmul(numer, Lk)  # L_kᵀ C⁻¹ L_k  (n_src, n_ori, n_ori)
     max_power_ori = None
     if pick_ori == "max-power":
-        ori = _max_power_orientation(numer, denom, cov_inv, weight_norm=weight_norm,
+        ori = _max_power_orientation(numer, denom, weight_norm=weight_norm,
                                      reduce_rank=reduce_rank, inversion=inversion, nn=nn)
         max_power_ori = ori
         numer = np.matmul(ori[:, np.newaxis, :], numer)  # (n_src, 1, M)
@@ -243,7 +243,7 @@ def lcmv_filter(gain: np.ndarray, cov_inv: np.ndarray, /, *, n_ori: int, weight_
     return LcmvFilter(W.reshape(n_src * n_ori, M), max_power_ori, n_ori)
 
 
-def _max_power_orientation(numer, denom, cov_inv, *, weight_norm, reduce_rank, inversion, nn):
+def _max_power_orientation(numer, denom, *, weight_norm, reduce_rank, inversion, nn):
     """The orientation of largest output power per source (Sekihara & Nagarajan 2008, eq. 4.47).
 
     Without weight normalisation: the principal eigenvector of (LᵀC⁻¹L)⁻¹;
