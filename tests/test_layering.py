@@ -21,6 +21,7 @@ FLOORS = {
     "io": 4,
     "resolution": 4,
     "time_frequency": 4,
+    "beamformer": 4,
     "decoding": 5,
     "teaching": 6,
     "cli": 7,

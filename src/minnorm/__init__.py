@@ -2,11 +2,21 @@
 
 A drop-in for ``mne.minimum_norm``: the same function names and results
 (MNE, dSPM, sLORETA, eLORETA), computed from one SVD of the whitened,
-weighted gain.
+weighted gain; and for LCMV of ``mne.beamformer`` (``minnorm.beamformer``).
 """
 
 from ._log import MinnormWarning
 from ._version import __version__
+from .beamformer import (
+    Beamformer,
+    apply_lcmv,
+    apply_lcmv_cov,
+    apply_lcmv_epochs,
+    apply_lcmv_raw,
+    make_lcmv,
+    make_lcmv_resolution_matrix,
+    read_beamformer,
+)
 from .engine.kernel import METHODS as INVERSE_METHODS
 from .engine.kernel import Kernel, prepare_kernel
 from .inverse.apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
@@ -73,5 +83,13 @@ __all__ = [
     "source_band_induced_power",
     "read_inverse_operator",
     "write_inverse_operator",
+    "Beamformer",
+    "make_lcmv",
+    "apply_lcmv",
+    "apply_lcmv_epochs",
+    "apply_lcmv_raw",
+    "apply_lcmv_cov",
+    "make_lcmv_resolution_matrix",
+    "read_beamformer",
     "MinnormWarning",
 ]

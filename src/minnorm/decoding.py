@@ -1,4 +1,4 @@
-"""Predicting from source space: scikit-learn on minimum-norm estimates.
+"""Predicting from source space: scikit-learn on minimum-norm (or LCMV beamformer) estimates.
 
 :class:`SourceTransformer` turns sensor epochs (n_epochs, n_channels, n_times)
 into source features with the batched engine (no loop over epochs, bounded
@@ -31,6 +31,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _mne
+from .beamformer.apply import filter_expander
+from .beamformer.filter import as_filter
 from .engine.expand import apply_array, make_expander
 from .engine.memory import check_dtype, parse_memory
 from .engine.kernel import check_method
@@ -46,7 +48,11 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    inverse_operator : InverseOperator | mne.minimum_norm.InverseOperator
+    inverse_operator : InverseOperator | mne.minimum_norm.InverseOperator | Beamformer
+        An LCMV filter (``minnorm.make_lcmv``'s or MNE-Python's) gives beamformer
+        features instead: the filter fixes the orientation and normalisation, so
+        ``lambda2``, ``method``, ``nave``, ``pick_ori`` and ``labels`` are not used with it
+        (``pick_ori`` and ``labels`` must be None).
     lambda2 : float | str
         Regularisation (1/SNR²; single trials are noisy: 1/SNR² with SNR ≈ 1),
         or a rule ("gcv", …, see :func:`minnorm.choose_lambda2`) applied in
@@ -88,7 +94,7 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    op_ : InverseOperator
+    op_ : InverseOperator | Beamformer
     ch_names_ : tuple of str
         Channels expected on axis 1 of array input, in this order.
     lambda2_ : float
@@ -122,17 +128,13 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         if self.inverse_operator is None:
             raise ValueError("SourceTransformer needs an inverse_operator: pass "
                              "SourceTransformer(minnorm.make_inverse_operator(...))")
+        self.dtype_ = check_dtype(self.dtype)
+        if _is_filter(self.inverse_operator):
+            return self._fit_beamformer(X)
         lambda2 = lambda2_or_rule(self.lambda2)
         check_method(self.method)
-        self.dtype_ = check_dtype(self.dtype)
         self.op_ = as_operator(self.inverse_operator)
-        self.ch_names_ = self.op_.ch_names if self.ch_names is None else list(self.ch_names)
-        missing = sorted(set(self.op_.ch_names) - set(self.ch_names_))
-        if missing:
-            raise ValueError(f"ch_names lacks {len(missing)} channels of the inverse operator "
-                             f"({missing[:5]}…): give the names of the data's channels")
-        self._rows = [self.ch_names_.index(c) for c in self.op_.ch_names] \
-            if self.ch_names is not None else slice(None)
+        self._channels(self.op_.ch_names)
         data = None  # what a rule chooses λ² from: the epochs, in the operator's channels
         if isinstance(lambda2, str):
             data = X if _mne.data_kind(X) == "epochs" else self._array(X)[:, self._rows]
@@ -153,10 +155,50 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
                                 else self._n_label_features() if self.labels is not None
                                 else self.expander_.n_out)
         if _mne.data_kind(X) == "epochs":  # checks shape and channels, copies nothing
-            _mne.check_channels(self.op_, X.info)
+            self._epoch_rows(X)
         else:
             self._array(X)
         return self
+
+    def _channels(self, op_ch_names):
+        """ch_names_ and the rows of array input that hold the operator's channels."""
+        self.ch_names_ = op_ch_names if self.ch_names is None else list(self.ch_names)
+        missing = sorted(set(op_ch_names) - set(self.ch_names_))
+        if missing:
+            raise ValueError(f"ch_names lacks {len(missing)} channels of the inverse operator "
+                             f"({missing[:5]}…): give the names of the data's channels")
+        self._rows = [self.ch_names_.index(c) for c in op_ch_names] \
+            if self.ch_names is not None else slice(None)
+
+    def _fit_beamformer(self, X):
+        """Features from an LCMV filter: its weights after its whitener, batched as sources."""
+        filters = as_filter(self.inverse_operator)
+        for name, arg in (("pick_ori", "pick_ori"), ("labels", "label")):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} must be None with a beamformer filter: the filter "
+                                 f"sets it (make_lcmv(..., {arg}=...))")
+        self.op_, self.lambda2_, self.label_plan_ = filters, None, None
+        self._channels(tuple(filters["ch_names"]))
+        fields = _mne.filter_fields(filters, None)  # arrays carry no projectors to check
+        self.expander_ = filter_expander(filters, fields, dtype=self.dtype_)
+        self.source_map_ = None
+        if self.fast:
+            self._fit_fast()
+        self.n_features_out_ = self.source_map_.shape[1] if self.fast else self.expander_.n_out
+        if _mne.data_kind(X) == "epochs":
+            self._epoch_rows(X)
+        else:
+            self._array(X)
+        return self
+
+    def _epoch_rows(self, epochs) -> list:
+        """Rows of mne.Epochs holding the operator's (or filter's) channels, checked."""
+        if isinstance(self.op_, dict):
+            rows = _mne.filter_channels(epochs.ch_names, self.op_)
+            _mne.filter_fields(self.op_, epochs.info["projs"], epochs.info)
+            return rows
+        _mne.check_channels(self.op_, epochs.info)
+        return _mne.pick_rows(epochs.ch_names, self.op_)
 
     def _n_label_features(self) -> int:
         plan = self.label_plan_
@@ -198,8 +240,7 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         made is of the kept samples only.
         """
         if _mne.data_kind(X) == "epochs":
-            _mne.check_channels(self.op_, X.info)
-            rows = _mne.pick_rows(X.ch_names, self.op_)
+            rows = self._epoch_rows(X)
             keep = slice(None) if self.times is None else self.times
             return _refuse_complex(np.concatenate([block[:, :, keep]
                                                    for block in _mne.epoch_blocks(X, rows, 256)]))
@@ -281,6 +322,11 @@ class SourceTransformer(TransformerMixin, BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.requires_fit = True
         return tags
+
+
+def _is_filter(obj) -> bool:
+    """An LCMV filter (a Beamformer dict) rather than an inverse operator."""
+    return isinstance(obj, dict) and "weights" in obj and "kind" in obj
 
 
 def _refuse_complex(X):

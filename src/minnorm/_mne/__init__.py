@@ -14,8 +14,18 @@ labels    labels on a source space
 resolution  the leadfield, locations and indices of resolution analysis
 stc       source estimates from arrays
 data      epochs and raw data in blocks, a covariance's matrix
+beamformer  LCMV inputs as arrays, MNE's filter dict, a filter's channels and projector
 """
 
+from .beamformer import (
+    LcmvInputs,
+    beamformer_from_file_dict,
+    filter_channels,
+    filter_dict,
+    filter_fields,
+    filter_n_ori,
+    read_lcmv_inputs,
+)
 from .checks import (
     CompensationGradeError,
     NotComplexError,
@@ -82,6 +92,13 @@ from .stc import (
 )
 
 __all__ = [
+    "LcmvInputs",
+    "beamformer_from_file_dict",
+    "filter_channels",
+    "filter_dict",
+    "filter_fields",
+    "filter_n_ori",
+    "read_lcmv_inputs",
     "CompensationGradeError",
     "NotComplexError",
     "check_channels",

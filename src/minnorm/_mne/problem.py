@@ -171,6 +171,11 @@ def _ranks(cov_p, ch_names, info_picked, projs, rank, groups) -> dict:
     """Rank per group, as MNE-Python estimates it (mne.compute_rank)."""
     cov = mne.Covariance(cov_p, ch_names, [], projs, 0)
     found = mne.compute_rank(cov, rank=rank, info=info_picked, on_rank_mismatch="ignore")
+    return group_ranks(found, groups, rank)
+
+
+def group_ranks(found: dict, groups: dict, rank) -> dict:
+    """The rank of each whitening group from ``mne.compute_rank``'s dict (per channel type)."""
     ranks = {}
     for name in groups:
         if name in found:

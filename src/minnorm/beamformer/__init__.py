@@ -1,0 +1,28 @@
+"""The LCMV beamformer, as ``mne.beamformer``: the same names, arguments, filters and files.
+
+lcmv     make_lcmv: every source's filter at once from stacked 3 × 3 blocks
+apply    apply_lcmv, apply_lcmv_epochs (batched), apply_lcmv_raw, apply_lcmv_cov,
+         make_lcmv_resolution_matrix
+filter   the Beamformer dict (MNE-Python's class), read_beamformer and save (-lcmv.h5)
+"""
+
+from .apply import (
+    apply_lcmv,
+    apply_lcmv_cov,
+    apply_lcmv_epochs,
+    apply_lcmv_raw,
+    make_lcmv_resolution_matrix,
+)
+from .filter import Beamformer, read_beamformer
+from .lcmv import make_lcmv
+
+__all__ = [
+    "Beamformer",
+    "make_lcmv",
+    "apply_lcmv",
+    "apply_lcmv_epochs",
+    "apply_lcmv_raw",
+    "apply_lcmv_cov",
+    "make_lcmv_resolution_matrix",
+    "read_beamformer",
+]
