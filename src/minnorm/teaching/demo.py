@@ -9,7 +9,9 @@
    localisation error and spatial deviation over the whole cortex and against
    depth (:mod:`minnorm.teaching.why_dspm`);
 5. an equivalent current dipole at 100 ms and 300 ms beside the maps;
-6. a self-contained HTML report, and the source estimates and resolution maps
+6. the LCMV beamformer beside dSPM on simulated trials, and its failure on
+   correlated sources (:mod:`minnorm.teaching.beamformer_page`);
+7. a self-contained HTML report, and the source estimates and resolution maps
    in MNE's formats.
 """
 
@@ -36,6 +38,7 @@ from .report import figure_block, html_page, paragraph_block, table_block, text_
 from .simulate import simulate_evoked
 from .story import forward_story
 from .template import load_template, source_depth
+from .beamformer_page import BeamformerComparison, beamformer_blocks, compare_beamformer
 from .why_dspm import METRICS, CortexResolution, cortex_resolution, output_stem, why_dspm_blocks
 
 __all__ = ["DemoResult", "run_demo"]
@@ -75,6 +78,9 @@ class DemoResult:
     lambda2_choices : dict
         Rule name → the λ² it chose from the evoked's 0–400 ms window (the
         L-curve's data), :func:`minnorm.choose_lambda2` with that window.
+    beamformer : BeamformerComparison or None
+        "Beamformer versus minimum norm": LCMV and dSPM on simulated trials with
+        the N100m pair correlated and independent, their localisation and power.
     """
 
     out_dir: Path
@@ -88,6 +94,7 @@ class DemoResult:
     resolution: CortexResolution | None = None
     inverse: object = None
     lambda2_choices: dict = field(default_factory=dict)
+    beamformer: BeamformerComparison | None = None
 
 
 def _reconstruct(sim, inv):
@@ -281,6 +288,7 @@ def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: st
         f"{rule} {lam:.3g}" for rule, lam in choices.items()) + f"; default {LAMBDA2:.3g}")
     blocks = _figures(head, sim, stcs, locs, fits, curve, choices, len(inv.ch_names))
     resolution, why = _why_dspm(head, inv, depth, echo)
+    beamformer, lcmv = _beamformer(head, inv, depth, sim, echo)
     sections = [
         ("1. The forward model", [text_block(story)]),
         ("2. Four methods against the truth", [_table_block(table)] + blocks[:-3]),
@@ -291,6 +299,7 @@ def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: st
         ("6. Dipole fit versus distributed estimate", [blocks[-1], text_block(
             "\n".join(f"{1e3 * f.time:.0f} ms: goodness of fit of one dipole per hemisphere "
                       f"{100 * f.gof:.1f}%" for f in fits))]),
+        ("7. Beamformer versus minimum norm", lcmv),
     ]
     names = [b.split('id="', 1)[1].split('"', 1)[0] for _, part in sections for b in part
              if b.startswith("<figure")]
@@ -301,7 +310,7 @@ def run_demo(*, out="minnorm-demo", snr: float = 3.0, seed: int = 0, spacing: st
     if open_browser:
         webbrowser.open(report.resolve().as_uri())
     return DemoResult(out, report, stc_files, table, fits, names, story, seconds, resolution,
-                      inv, choices)
+                      inv, choices, beamformer)
 
 
 def _why_dspm(head, inv, depth, echo):
@@ -317,6 +326,20 @@ def _why_dspm(head, inv, depth, echo):
         echo(f"{r['method']:8s} peak error median {r['peak_err_median']:.2f} cm (90th pct "
              f"{r['peak_err_p90']:.2f}), spatial deviation median {r['sd_ext_median']:.2f} cm")
     return resolution, blocks
+
+
+def _beamformer(head, inv, depth, sim, echo):
+    """LCMV beside dSPM, the N100m pair correlated and independent; the section, timed."""
+    comp = compare_beamformer(head, inv, snr=sim.snr, seed=sim.seed, nave=sim.nave,
+                              lambda2=LAMBDA2, depth_mm=depth)
+    start = time.perf_counter()
+    blocks = beamformer_blocks(comp, head=head, lambda2_text=f"1/{1 / LAMBDA2:.0f}")
+    echo(f"Beamformer versus minimum norm: {comp.seconds:.1f} s, figures "
+         f"{time.perf_counter() - start:.1f} s")
+    for r in comp.pair:
+        echo(f"{r['source']:12s} peak power correlated ÷ independent: LCMV "
+             f"{r['LCMV_power_ratio']:.3g}, dSPM {r['dSPM_power_ratio']:.3g}")
+    return comp, blocks
 
 
 def _summary_text(table) -> str:
