@@ -18,6 +18,7 @@ from mne.io.constants import FIFF
 
 from ..engine import checks
 from ..engine.beamformer import PICK_ORIS
+from ..engine.linalg import one_blas_thread
 from ..engine.priors import DepthOptions, depth_prior
 from ..engine.whitening import compute_whitener, make_projector
 from .checks import check_compensation_grade, check_reference
@@ -126,7 +127,8 @@ def read_lcmv_inputs(info, forward, data_cov, noise_cov, *, label, pick_ori, ran
     noise_cov = mne.make_ad_hoc_cov(info, std=1.0, verbose=False) if noise_cov is None \
         else noise_cov.copy()
     noise_cov.pop("estimator", None)
-    found = _ranks(data_cov, noise_cov, info, rank, allow_mismatch)
+    with one_blas_thread():  # M × M decompositions: BLAS threads only spin at this size
+        found = _ranks(data_cov, noise_cov, info, rank, allow_mismatch)
     opts = DepthOptions.from_arg({**SPARSE_DEPTH, **(depth if isinstance(depth, dict)
                                                       else dict(exp=depth))})
     if pick_ori not in PICK_ORIS:
@@ -145,8 +147,9 @@ def read_lcmv_inputs(info, forward, data_cov, noise_cov, *, label, pick_ori, ran
     n = len(ch_names)
     groups = channel_groups(types)
     cov_proj = make_projector(projector_vectors(info["projs"] + noise_cov["projs"], ch_names), n)
-    w = compute_whitener(_square_cov(noise_cov, ch_names), groups=groups,
-                         ranks=group_ranks(found, groups, rank), proj=cov_proj)
+    with one_blas_thread():
+        w = compute_whitener(_square_cov(noise_cov, ch_names), groups=groups,
+                             ranks=group_ranks(found, groups, rank), proj=cov_proj)
     whitener = w.eigvec.T @ w.matrix  # E^T Λ^-½ E: the symmetric form MNE-Python stores
     rows = [forward["sol"]["row_names"].index(c) for c in ch_names]
     gain = forward["sol"]["data"][np.ix_(rows, cols)]

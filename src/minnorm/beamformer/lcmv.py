@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _mne
 from ..engine import beamformer as bf
+from ..engine.linalg import one_blas_thread
 from .filter import Beamformer
 
 __all__ = ["make_lcmv"]
@@ -86,7 +87,8 @@ def make_lcmv(info, forward, data_cov, reg=0.05, noise_cov=None, label=None, pic
 
 def _check_psd(inputs) -> None:
     """The whitened data covariance must be PSD (MNE-Python warns, then computes nonsense)."""
-    eig = np.linalg.eigvalsh(bf.whiten_covariance(inputs.cov, inputs.whitener))
+    with one_blas_thread():  # M × M: threads gain nothing, and spin when the CPU is busy
+        eig = np.linalg.eigvalsh(bf.whiten_covariance(inputs.cov, inputs.whitener))
     if not (eig >= -eig[-1] * 1e-7).all():
         raise ValueError(
             f"the whitened data covariance is not positive semi-definite (eigenvalues from "

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .linalg import one_blas_thread
+
 __all__ = ["WEIGHT_NORMS", "PICK_ORIS", "INVERSIONS", "LcmvFilter", "check_options",
            "make_filter", "whiten_covariance", "regularized_inverse", "sym_power",
            "lcmv_filter", "nai_noise", "source_power", "SINGULAR_RATIO"]
@@ -138,7 +140,8 @@ def regularized_inverse(cov: np.ndarray, reg: float, rank: int) -> tuple[np.ndar
     n = len(cov)
     if not 0 <= rank <= n:
         raise ValueError(f"rank must be in [0, {n}] for a {n} × {n} covariance, got {rank}")
-    eig, vec = np.linalg.eigh(cov)
+    with one_blas_thread():  # M × M: threads gain nothing, and spin when the CPU is busy
+        eig, vec = np.linalg.eigh(cov)
     loading = float(reg * np.mean(np.abs(eig)))
     loaded = eig + loading
     order = np.argsort(np.abs(loaded))[::-1][:rank]  # the rank largest in magnitude
