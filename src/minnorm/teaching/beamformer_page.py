@@ -18,7 +18,7 @@ so, unlike a minimum-norm kernel, the filter depends on the data. Two sets of
 Each gets C_m from its trials (0–500 ms, as ``mne.compute_covariance`` with
 ``tmin=0, tmax=0.5`` computes it), an LCMV filter (the demo's noise
 covariance, ``reg`` 0.05, max-power orientation, unit-noise-gain: values in
-units of the noise) and dSPM with the demo's operator on the trials' average.
+units of one trial's noise) and dSPM with the demo's operator on the trials' average.
 Measured against the truth: the peak localisation error of each source
 (:func:`minnorm.teaching.metrics.localisation`) and each method's peak power
 at the true N100m sources, correlated against independent.
@@ -201,10 +201,12 @@ def beamformer_blocks(comp: BeamformerComparison, /, *, head, lambda2_text: str)
         f"({1e3 * WINDOW[0]:.0f}–{1e3 * WINDOW[1]:.0f} ms, the evoked response kept in), whose "
         "average has the SNR of the evoked response above; noise covariance the demo's, "
         f"regularisation {REG:g}, the orientation of maximal power, and unit-noise-gain "
-        "weights, so that its values are in units of the noise, like dSPM's. dSPM is the "
-        f"demo's operator (λ² = {lambda2_text}) on the same trials' average.")]
-    blocks += [_maps_block(first, head), _localisation_table(comp), paragraph_block(_read_localisation(comp)),
-               _pair_courses_block(comp), _pair_table(comp),
+        "weights, so that its values are in units of the noise of one trial (dSPM's: of "
+        f"the average's noise, √{n_trials} times smaller). dSPM is the demo's operator "
+        f"(λ² = {lambda2_text}) on the same trials' average.")]
+    blocks += [_maps_block(first, head), _localisation_table(comp),
+               paragraph_block(_read_localisation(comp)), _pair_courses_block(comp),
+               _pair_table(comp),
                paragraph_block(_read_pair(comp)), paragraph_block(_why())]
     return blocks
 
@@ -238,14 +240,14 @@ def _pair_courses_block(comp: BeamformerComparison) -> str:
         ax.set_xlabel("time (ms)")
         ax.set_xlim(-100, 400)
         ax.set_ylim(bottom=0)
-    axes[0].set_ylabel("|estimate| (units of the noise)")
-    axes[2].set_ylabel("|estimate| (units of the noise)")
+    axes[0].set_ylabel("|dSPM| (noise of the average)")
+    axes[2].set_ylabel("|LCMV| (noise of one trial)")
     axes[-1].legend(fontsize=8, title="N100m pair", title_fontsize=8)
     fig.tight_layout()
     return figure_block(fig, "Estimated time courses at the true auditory sources with the "
                         "pair's time courses identical (correlated, as simulated; solid) and "
                         f"with the right one {1e3 * DELAY:.0f} ms later (independent; dashed). "
-                        "LCMV loses the correlated pair; dSPM shows it either way.",
+                        "Solid against dashed: what the correlation costs each method.",
                         name="lcmv-correlated-sources")
 
 
@@ -270,9 +272,9 @@ def _pair_table(comp: BeamformerComparison) -> str:
                for m in METHODS]
             + [f"{r[f'{m}_power_ratio']:.3g}" for m in METHODS] for r in comp.pair]
     return table_block(header, body, caption="The largest |value| at each true auditory "
-                       f"source within ±{1e3 * HALF_WIDTH:.0f} ms of its peak (units of the "
-                       "noise for both methods), and its square's ratio between the two "
-                       "simulations.")
+                       f"source within ±{1e3 * HALF_WIDTH:.0f} ms of its peak (LCMV in units of "
+                       "the noise of one trial, dSPM of the average's), and its square's ratio "
+                       "between the two simulations.")
 
 
 def _read_localisation(comp: BeamformerComparison) -> str:
@@ -320,8 +322,9 @@ def _why() -> str:
             "unit-gain constraint still holds, and the cancelled signal is the source's own. "
             "The more correlated the pair and the stronger it is against the noise (and the "
             "regularisation), the deeper the cancellation, and the map's largest values then "
-            "lie elsewhere, where the filter's output is leakage and noise. The minimum-norm kernel is built from "
-            "the forward model and the noise covariance only, not from the data: it is the "
+            "lie elsewhere, where the filter's output is leakage and noise. The minimum-norm "
+            "kernel is built from the forward model and the noise covariance only, not from "
+            "the data: it is the "
             "same linear map whatever the sources' time courses, so correlated sources add up "
             "instead of cancelling — at the price of the blur and depth bias of the sections "
             "above. With correlated sources such as the bilateral N100m, beamformers are used "

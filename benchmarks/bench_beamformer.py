@@ -1,0 +1,180 @@
+"""minnorm's LCMV beamformer next to MNE-Python's, in one process: times, peak memory, agreement.
+
+    python benchmarks/bench_beamformer.py                  # ico5, 200 epochs, 2 repeats
+    python benchmarks/bench_beamformer.py --quick          # a smoke run (ico3, 20 epochs)
+    python benchmarks/bench_beamformer.py --json out.json --mne-epochs 40
+
+The template cortex at full fsaverage5 resolution (``load_template(spacing="ico5")``: 20 484
+sources, free orientation, 306 MEG, one-layer BEM) with simulated epochs as in
+bench_vs_mne.py's ``template_inputs`` (200 epochs × 421 samples at 600 Hz) and their data
+covariance over 0–0.5 s (``mne.compute_covariance``, not timed):
+
+* ``make_lcmv`` (reg 0.05, the simulation's noise covariance) for each weight_norm with
+  pick_ori=None, and pick_ori="max-power" for the default weight_norm and for
+  "unit-noise-gain"; checked: relative error of the filter weights;
+* ``apply_lcmv_epochs`` with the default filter (pick_ori=None: the norm over orientations)
+  and the max-power filter: MNE-Python's list of estimates against minnorm's list and its
+  ``return_array=True`` in float64 and float32; checked: relative error of the estimates on
+  the first epochs (``--check-epochs``).
+
+MNE-Python's ``apply_lcmv_epochs`` loops over epochs (whiten, W @ M, the norm, one estimate
+each): it is timed on the first ``--mne-epochs`` epochs and its time scaled to all epochs
+(its peak memory is that of the subset), so that both lists never sit in memory together.
+Each call is repeated ``--repeats`` times, MNE and minnorm alternating; medians, their ratio,
+the peak resident memory each call added (Linux) — measured as in bench_vs_mne.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import mne
+import numpy as np
+
+import minnorm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_vs_mne import (  # noqa: E402
+    GiB,
+    Row,
+    compare,
+    machine,
+    measure,
+    rel_err,
+    stacked_err,
+    table,
+    template_inputs,
+)
+
+REG = 0.05
+DEFAULT = "unit-noise-gain-invariant"
+MAKE = [(None, None), ("unit-noise-gain", None), ("nai", None), (DEFAULT, None),
+        (DEFAULT, "max-power"), ("unit-noise-gain", "max-power")]
+APPLY = [(DEFAULT, None), (DEFAULT, "max-power")]  # the filters whose application is timed
+TOL = {"float64": 1e-6, "float32": 1e-5}
+
+
+def make_rows(x, data_cov, repeats: int, configs) -> tuple[list, dict]:
+    """One row per (weight_norm, pick_ori); the filters of APPLY's configurations kept."""
+    rows, kept = [], {}
+    for weight_norm, pick_ori in configs:
+        row = Row(x.name, f"make_lcmv weight_norm={weight_norm} pick_ori={pick_ori}")
+
+        def make(bf, weight_norm=weight_norm, pick_ori=pick_ori):
+            return lambda: bf.make_lcmv(x.info, x.forward, data_cov, reg=REG,
+                                        noise_cov=x.noise_cov, pick_ori=pick_ori,
+                                        weight_norm=weight_norm, verbose=False)
+
+        ref, ours = compare(row.task, row, make(mne.beamformer), make(minnorm.beamformer),
+                            repeats, keep=True,
+                            check=lambda a, b: rel_err(b["weights"], a["weights"]))
+        size = ours["weights"].nbytes
+        row.note = f"filter {size / GiB:.2f} GiB ({ours['weights'].shape[0]} × " \
+                   f"{ours['weights'].shape[1]})"
+        if (weight_norm, pick_ori) in APPLY:
+            kept[weight_norm, pick_ori] = (ref, ours)
+        rows.append(row)
+        del ref, ours
+        gc.collect()
+    return rows, kept
+
+
+def apply_rows(x, filters, pick_ori, repeats: int, n_mne: int, n_check: int) -> list:
+    """MNE's list (on n_mne epochs, scaled) against minnorm's list, float64 and float32 arrays."""
+    ref_filter, ours_filter = filters
+    epochs, n = x.epochs, len(x.epochs)
+    scale = n / n_mne
+    subset = epochs[:n_mne]
+
+    def mne_fn():
+        return mne.beamformer.apply_lcmv_epochs(subset, ref_filter, verbose=False)
+
+    ours = {
+        "list": lambda: minnorm.beamformer.apply_lcmv_epochs(epochs, ours_filter),
+        "array float64": lambda: minnorm.beamformer.apply_lcmv_epochs(
+            epochs, ours_filter, return_array=True),
+        "array float32": lambda: minnorm.beamformer.apply_lcmv_epochs(
+            epochs, ours_filter, return_array=True, dtype="float32"),
+    }
+    rows = {k: Row(x.name, f"apply_lcmv_epochs pick_ori={pick_ori} {k}",
+                   tol=TOL["float32" if "32" in k else "float64"]) for k in ours}
+    mne_s, mne_peak, ref = [], 0, None
+    for k in range(repeats):
+        ref, t, peak = measure(mne_fn)
+        mne_s.append(t * scale)
+        mne_peak = max(mne_peak, peak)
+        ref = ref[:n_check]  # kept for the check: the rest is freed at once
+        gc.collect()
+        for name, fn in ours.items():
+            out, t, peak = measure(fn)
+            row = rows[name]
+            row.ours_s.append(t)
+            row.ours_peak = max(row.ours_peak, peak)
+            if k == repeats - 1:
+                row.rel_err = (stacked_err(ref, out[:n_check]) if name != "list"
+                               else stacked_err(ref, np.array([s.data for s in out[:n_check]])))
+                row.note = _apply_note(out, ours_filter, n_mne, n, n_check)
+            del out
+            gc.collect()
+            print(f"  {row.task}: MNE {mne_s[-1]:7.2f} s (scaled)  minnorm {row.ours_s[-1]:7.2f} s"
+                  f"  (load {os.getloadavg()[0]:.1f})", flush=True)
+    for row in rows.values():
+        row.mne_s, row.mne_peak = list(mne_s), mne_peak
+    return list(rows.values())
+
+
+def _apply_note(out, filters, n_mne, n, n_check) -> str:
+    if isinstance(out, list):
+        size = sum(s.data.nbytes for s in out)
+    else:
+        size = out.nbytes
+    w = filters["weights"]
+    itemsize = 4 if not isinstance(out, list) and out.dtype == np.float32 else 8
+    scaled = "" if n_mne == n else f"MNE timed on {n_mne} epochs × {n / n_mne:g}; "
+    return (f"{scaled}output {size / GiB:.2f} GiB + filter {w.size * itemsize / GiB:.2f} GiB; "
+            f"checked on {n_check} epochs")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--mne-epochs", type=int, default=40,
+                        help="epochs on which MNE-Python's apply_lcmv_epochs is timed (scaled)")
+    parser.add_argument("--check-epochs", type=int, default=10)
+    parser.add_argument("--only", default="make,apply", help="make, apply or both")
+    parser.add_argument("--quick", action="store_true", help="ico3 / 20 epochs smoke run")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    mne.set_log_level("ERROR")
+    spacing = "ico3" if args.quick else "ico5"
+    n_epochs = 20 if args.quick else args.epochs
+    n_mne = min(args.mne_epochs, n_epochs)
+    n_check = min(args.check_epochs, n_mne)
+    print(machine(), flush=True)
+    x = template_inputs(spacing, n_epochs)
+    data_cov = mne.compute_covariance(x.epochs, tmin=0.0, tmax=0.5, verbose=False)
+    print(f"\n== {x.describe}; data covariance 0–0.5 s, reg {REG}", flush=True)
+    groups = set(args.only.split(","))
+    configs = MAKE if "make" in groups else APPLY
+    rows, kept = make_rows(x, data_cov, args.repeats if "make" in groups else 1, configs)
+    rows = rows if "make" in groups else []
+    for key in APPLY if "apply" in groups else ():
+        rows += apply_rows(x, kept[key], key[1], args.repeats, n_mne, n_check)
+    print("\n" + machine().split("; load")[0])
+    print(f"load average at the end: {os.getloadavg()}")
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps([dict(asdict(r), ratio=r.ratio, ok=r.ok) for r in rows],
+                                        indent=1))
+    return 0 if all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
