@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import mne
@@ -44,11 +42,11 @@ from bench_vs_mne import (  # noqa: E402
     GiB,
     Row,
     compare,
+    finish,
     machine,
     measure,
     rel_err,
     stacked_err,
-    table,
     template_inputs,
 )
 
@@ -167,13 +165,7 @@ def main(argv=None):
     rows = rows if "make" in groups else []
     for key in APPLY if "apply" in groups else ():
         rows += apply_rows(x, kept[key], key[1], args.repeats, n_mne, n_check)
-    print("\n" + machine().split("; load")[0])
-    print(f"load average at the end: {os.getloadavg()}")
-    print(table(rows))
-    if args.json:
-        args.json.write_text(json.dumps([dict(asdict(r), ratio=r.ratio, ok=r.ok) for r in rows],
-                                        indent=1))
-    return 0 if all(r.ok for r in rows) else 1
+    return finish(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -381,6 +381,18 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def finish(rows, json_path=None) -> int:
+    """Print the machine, the load at the end and the table; write the rows as JSON; the exit
+    status (1 when a result disagrees)."""
+    print("\n" + machine().split("; load")[0])
+    print(f"load average at the end: {os.getloadavg()}")
+    print(table(rows))
+    if json_path:
+        json_path.write_text(json.dumps([dict(asdict(r), ratio=r.ratio, ok=r.ok) for r in rows],
+                                        indent=1))
+    return 0 if all(r.ok for r in rows) else 1
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workload", choices=["template", "sample", "all"], default="all")
@@ -413,13 +425,7 @@ def main(argv=None):
     if args.workload in ("sample", "all"):
         rows += run_workload(sample_inputs(spacing_s, n_epochs), args.repeats, modes, n_label,
                              min(args.pca_epochs, n_epochs), groups)
-    print("\n" + machine().split("; load")[0])
-    print(f"load average at the end: {os.getloadavg()}")
-    print(table(rows))
-    if args.json:
-        args.json.write_text(json.dumps([dict(asdict(r), ratio=r.ratio, ok=r.ok) for r in rows],
-                                        indent=1))
-    return 0 if all(r.ok for r in rows) else 1
+    return finish(rows, args.json)
 
 
 if __name__ == "__main__":
