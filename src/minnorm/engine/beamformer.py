@@ -236,13 +236,14 @@ def lcmv_filter(gain: np.ndarray, cov_inv: np.ndarray, /, *, n_ori: int, weight_
     elif pick_ori == "normal" and n_ori == 3:
         numer, denom = numer[:, 2:3], denom[:, 2:3, 2:3]
         n_ori = 1
-    W = np.matmul(_invert(denom, reduce_rank=reduce_rank, inversion=inversion), numer)
+    if weight_norm == "unit-noise-gain-invariant":  # (A_k A_kᵀ)^-½ A_k: no denominator
+        W = np.matmul(sym_power(np.matmul(numer, numer.swapaxes(1, 2)), -0.5), numer)
+    else:
+        W = np.matmul(_invert(denom, reduce_rank=reduce_rank, inversion=inversion), numer)
     if weight_norm in ("unit-noise-gain", "nai"):
         noise = np.sqrt(np.einsum("kim,kim->ki", W, W))[:, :, np.newaxis]
         noise[noise == 0] = np.inf
-        W = W / noise
-    elif weight_norm == "unit-noise-gain-invariant":
-        W = np.matmul(sym_power(np.matmul(numer, numer.swapaxes(1, 2)), -0.5), numer)
+        W /= noise  # W is new: divided in place
     return LcmvFilter(W.reshape(n_src * n_ori, M), max_power_ori, n_ori)
 
 
