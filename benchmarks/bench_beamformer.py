@@ -30,10 +30,13 @@ import argparse
 import gc
 import os
 import sys
+import time
 from pathlib import Path
 
 import mne
 import numpy as np
+
+from threadpoolctl import threadpool_limits
 
 import minnorm
 
@@ -81,6 +84,27 @@ def make_rows(x, data_cov, repeats: int, configs) -> tuple[list, dict]:
         del ref, ours
         gc.collect()
     return rows, kept
+
+
+def cpu_rows(x, data_cov, repeats: int, configs) -> list:
+    """make_lcmv on one BLAS thread, timed in process CPU seconds: robust on a busy machine,
+    where the wall time of multithreaded BLAS (spinning threads) varies several-fold."""
+    rows = []
+    for weight_norm, pick_ori in configs:
+        row = Row(x.name, f"make_lcmv weight_norm={weight_norm} pick_ori={pick_ori} (1 thread, "
+                  "CPU s)", tol=np.inf, note="process CPU time on one BLAS thread")
+        for k in range(repeats):
+            for bf, times in ((mne.beamformer, row.mne_s), (minnorm.beamformer, row.ours_s)):
+                with threadpool_limits(1):
+                    start = time.process_time()
+                    bf.make_lcmv(x.info, x.forward, data_cov, reg=REG, noise_cov=x.noise_cov,
+                                 pick_ori=pick_ori, weight_norm=weight_norm, verbose=False)
+                    times.append(time.process_time() - start)
+                gc.collect()
+        row.rel_err = 0.0  # checked in the wall-time rows
+        print(f"  {row.task}: MNE {min(row.mne_s):.2f}  minnorm {min(row.ours_s):.2f}", flush=True)
+        rows.append(row)
+    return rows
 
 
 def apply_rows(x, filters, pick_ori, repeats: int, n_mne: int, n_check: int) -> list:
@@ -146,7 +170,8 @@ def main(argv=None):
     parser.add_argument("--mne-epochs", type=int, default=40,
                         help="epochs on which MNE-Python's apply_lcmv_epochs is timed (scaled)")
     parser.add_argument("--check-epochs", type=int, default=10)
-    parser.add_argument("--only", default="make,apply", help="make, apply or both")
+    parser.add_argument("--only", default="make,apply",
+                        help="comma-separated among make, apply, cpu (make_lcmv on one thread)")
     parser.add_argument("--quick", action="store_true", help="ico3 / 20 epochs smoke run")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -161,8 +186,11 @@ def main(argv=None):
     print(f"\n== {x.describe}; data covariance 0–0.5 s, reg {REG}", flush=True)
     groups = set(args.only.split(","))
     configs = MAKE if "make" in groups else APPLY
-    rows, kept = make_rows(x, data_cov, args.repeats if "make" in groups else 1, configs)
+    rows, kept = ([], {}) if not {"make", "apply"} & groups else make_rows(
+        x, data_cov, args.repeats if "make" in groups else 1, configs)
     rows = rows if "make" in groups else []
+    if "cpu" in groups:
+        rows += cpu_rows(x, data_cov, args.repeats, MAKE)
     for key in APPLY if "apply" in groups else ():
         rows += apply_rows(x, kept[key], key[1], args.repeats, n_mne, n_check)
     return finish(rows, args.json)
