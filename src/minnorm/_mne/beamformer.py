@@ -93,16 +93,18 @@ def _whitened_gain(data, rows, cols, whitener, ch_names) -> np.ndarray:
 
     With every column the rows are picked by the whitener's columns, scattered into an
     M × n_rows(forward) matrix: one GEMM and no copy of the gain (at ico5 the copy cost as
-    much as the product). A forward with a non-finite value anywhere is copied and checked,
+    much as the product). Computed as (Lᵀ Wᵀ)ᵀ: the (n_cols, M) product is OpenBLAS's faster shape
+    here (2×), and its rows are what the filter's stacked per-source products read contiguously.
+    A forward with a non-finite value anywhere is copied and checked,
     so that the error names the channel (and an unused bad row stays harmless).
     """
     if cols is None and np.isfinite(data).all():
         picker = np.zeros((len(rows), data.shape[0]))
         picker[:, rows] = whitener
-        return picker @ data
+        return (data.T @ picker.T).T
     gain = data[rows] if cols is None else data[np.ix_(rows, cols)]
     checks.check_finite(gain, "forward solution", row_names=ch_names)
-    return whitener @ gain
+    return (gain.T @ whitener.T).T
 
 
 def _depth(gain_w, opts: DepthOptions, *, n_ori, inversion):

@@ -213,7 +213,10 @@ def lcmv_filter(gain: np.ndarray, cov_inv: np.ndarray, /, *, n_ori: int, weight_
     """
     M = gain.shape[0]
     n_src = gain.shape[1] // n_ori
-    Lk = gain.reshape(M, n_src, n_ori).transpose(1, 0, 2)  # (n_src, M, n_ori), a view
+    if gain.T.flags.c_contiguous:  # rows of Lᵀ contiguous: the stacked products run on BLAS
+        Lk = gain.T.reshape(n_src, n_ori, M).swapaxes(1, 2)  # (n_src, M, n_ori), a view
+    else:
+        Lk = gain.reshape(M, n_src, n_ori).transpose(1, 0, 2)  # (n_src, M, n_ori), a view
     numer = (gain.T @ cov_inv).reshape(n_src, n_ori, M)  # L_kᵀ C⁻¹: one GEMM for all sources
     if n_ori == 3:
         gram = np.matmul(Lk.swapaxes(1, 2), Lk)
