@@ -101,6 +101,7 @@ class Row:
     rel_err: float = float("nan")
     tol: float = 1e-6
     note: str = ""
+    loads: list = field(default_factory=list)  # 1-min load average after each run
 
     @property
     def ratio(self) -> float:
@@ -127,6 +128,7 @@ def compare(name, row: Row, mne_fn, ours_fn, repeats, *, check=None, keep=False)
         if k < repeats - 1:
             ours = None
         gc.collect()
+        row.loads.append(os.getloadavg()[0])
         print(f"  {name}: MNE {row.mne_s[-1]:7.2f} s  minnorm {row.ours_s[-1]:7.2f} s  "
               f"(resident {_status('VmRSS') / GiB:.1f} GiB, load {os.getloadavg()[0]:.1f})",
               flush=True)
@@ -193,7 +195,7 @@ def template_inputs(spacing: str, n_epochs: int) -> Inputs:
                   f"{n_epochs} epochs x {len(sim.epochs.times)} samples")
 
 
-def sample_inputs(spacing: str, n_epochs: int) -> Inputs:
+def sample_inputs(spacing: str, n_epochs: int, eeg: bool = True) -> Inputs:
     sys.path.insert(0, str(ROOT / "tests"))
     import _forwards as fw
 
@@ -202,11 +204,15 @@ def sample_inputs(spacing: str, n_epochs: int) -> Inputs:
     evoked = mne.read_evokeds(files.evoked, condition="Left Auditory", baseline=(None, 0),
                               verbose="error")
     cov = mne.read_cov(files.cov, verbose="error")
-    fwd = fw.template_forward_meeg(files, evoked.info, spacing,
-                                   ROOT / ".pytest_cache" / "d" / "minnorm-forwards")
+    if not eeg:
+        evoked.pick("meg")
+        cov = mne.pick_channels_cov(cov, include=evoked.ch_names, ordered=True)
+    fwd = fw.template_forward(files, evoked.info, spacing,
+                              ROOT / ".pytest_cache" / "d" / "minnorm-forwards", eeg=eeg)
     epochs = fw.make_noisy_epochs(evoked, cov, n_epochs=n_epochs, seed=0)
-    return Inputs(f"sample-{spacing}", evoked.info, fwd, cov, evoked, epochs,
-                  f"sample recording (366 MEG+EEG) on the template cortex {spacing}: "
+    kind = "366 MEG+EEG" if eeg else f"{len(fwd['sol']['row_names'])} MEG"
+    return Inputs(f"sample-{'' if eeg else 'meg-'}{spacing}", evoked.info, fwd, cov, evoked, epochs,
+                  f"sample recording ({kind}) on the template cortex {spacing}: "
                   f"{fwd['nsource']} sources, loose 0.2, {n_epochs} epochs x "
                   f"{len(epochs.times)} samples")
 
@@ -270,6 +276,7 @@ def _eloreta_rows(x, inv, op, repeats):
     for _ in range(repeats):
         ours, t, peak = measure(lambda: minnorm.apply_inverse(x.evoked, op, LAMBDA2, "eLORETA"))
         cached.ours_s.append(t)
+        cached.loads.append(os.getloadavg()[0])
         cached.ours_peak = max(cached.ours_peak, peak)
     cached.rel_err = rel_err(ours, ref)
     cached.note = "MNE times of the row above (MNE has no cache)"
@@ -301,6 +308,7 @@ def _epochs_rows(x, inv, op, repeats):
                 for _ in range(repeats):
                     t, peak = measure(ours)[1:]  # the array is dropped at once
                     row.ours_s.append(t)
+                    row.loads.append(os.getloadavg()[0])
                     row.ours_peak = max(row.ours_peak, peak)
                     gc.collect()
                 print(f"  {label}: minnorm {row.ours_s[-1]:7.2f} s", flush=True)
@@ -368,16 +376,25 @@ def machine() -> str:
             f"{minnorm.__version__}; load average {os.getloadavg()[0]:.2f} at start")
 
 
+def _loads(loads) -> str:
+    """The 1-min load averages seen during a row's runs, as 'min–max'."""
+    if not loads:
+        return "–"
+    low, high = min(loads), max(loads)
+    return f"{low:.1f}" if high - low < 0.05 else f"{low:.1f}–{high:.1f}"
+
+
 def table(rows) -> str:
     head = ("| workload | task | MNE-Python (s) | minnorm (s) | speed-up | peak MNE (GiB) | "
-            "peak minnorm (GiB) | rel. error | agree | note |\n|---|---|---:|---:|---:|---:|---:|"
-            "---:|---|---|")
+            "peak minnorm (GiB) | rel. error | agree | load | note |\n|---|---|---:|---:|---:|---:|"
+            "---:|---:|---|---|---|")
     lines = [head]
     for r in rows:
         lines.append(
             f"| {r.workload} | {r.task} | {statistics.median(r.mne_s):.3g} | "
             f"{statistics.median(r.ours_s):.3g} | **{r.ratio:.1f}×** | {r.mne_peak / GiB:.2f} | "
-            f"{r.ours_peak / GiB:.2f} | {r.rel_err:.1e} | {'yes' if r.ok else 'NO'} | {r.note} |")
+            f"{r.ours_peak / GiB:.2f} | {r.rel_err:.1e} | {'yes' if r.ok else 'NO'} | "
+            f"{_loads(r.loads)} | {r.note} |")
     return "\n".join(lines)
 
 
@@ -395,7 +412,10 @@ def finish(rows, json_path=None) -> int:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workload", choices=["template", "sample", "all"], default="all")
+    parser.add_argument("--workload", choices=["template", "sample", "sample-meg", "all"],
+                        default="all", help="sample-meg: the sample MEG channels (one-layer "
+                        "BEM) on the template cortex at --spacing (ico5: 16,418 sources)")
+    parser.add_argument("--spacing", default="ico5", help="the sample-meg workload's cortex")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--label-modes", default="mean_flip,pca_flip")
@@ -425,6 +445,9 @@ def main(argv=None):
     if args.workload in ("sample", "all"):
         rows += run_workload(sample_inputs(spacing_s, n_epochs), args.repeats, modes, n_label,
                              min(args.pca_epochs, n_epochs), groups)
+    if args.workload == "sample-meg":
+        rows += run_workload(sample_inputs(args.spacing, n_epochs, eeg=False), args.repeats,
+                             modes, n_label, min(args.pca_epochs, n_epochs), groups)
     return finish(rows, args.json)
 
 

@@ -49,7 +49,7 @@ def sample_operator(cache: Path, spacing: str):
                                                ROOT.parent / "shared" / "data" / "sample")))
     evokeds = mne.read_evokeds(files.evoked, baseline=(None, 0), verbose="error")
     cov = mne.read_cov(files.cov, verbose="error")
-    fwd = fw.template_forward_meeg(files, evokeds[0].info, spacing, cache)
+    fwd = fw.template_forward(files, evokeds[0].info, spacing, cache)
     inv = minnorm.make_inverse_operator(evokeds[0].info, fwd, cov, loose=0.2, depth=0.8)
     return evokeds, inv
 

@@ -257,10 +257,12 @@ def load_or_build_forward(cache_dir, key, build, label=None):
     return fwd
 
 
-def template_forward_meeg(files, info, spacing, cache_dir):
-    """The fwd_surf_meeg fixture's forward at ``spacing`` (template cortex in the sample head,
-    three-layer BEM, MEG + EEG), from the same cache entry: for the benchmarks."""
-    params = {"surf": spacing, "subject": TEMPLATE_SUBJECT, "bem": "bem_3layer", "eeg": True,
+def template_forward(files, info, spacing, cache_dir, *, eeg=True):
+    """The fwd_surf_meeg (``eeg=True``: three-layer BEM, MEG + EEG) or fwd_surf_meg
+    (one-layer BEM, MEG) fixture's forward at ``spacing`` (template cortex in the
+    sample head), from the same cache entry: for the benchmarks."""
+    name, bem_name = ("fwd_surf_meeg", "bem_3layer") if eeg else ("fwd_surf_meg", "bem_1layer")
+    params = {"surf": spacing, "subject": TEMPLATE_SUBJECT, "bem": bem_name, "eeg": eeg,
               "mindist": f"{MINDIST_MM:g}mm"}
 
     def build():
@@ -269,11 +271,11 @@ def template_forward_meeg(files, info, spacing, cache_dir):
         subjects_dir = Path(tempfile.mkdtemp())
         write_template_subject(subjects_dir, template_to_sample_affine(files))
         src = make_template_src(subjects_dir, spacing)
-        bem = mne.read_bem_solution(files.bem_3layer, verbose="error")
-        return make_forward(info, files, src, bem, meg=True, eeg=True)
+        bem = mne.read_bem_solution(getattr(files, bem_name), verbose="error")
+        return make_forward(info, files, src, bem, meg=True, eeg=eeg)
 
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    return load_or_build_forward(cache_dir, cache_key("fwd_surf_meeg", params, files), build)
+    return load_or_build_forward(cache_dir, cache_key(name, params, files), build)
 
 
 # --------------------------------------------------------------------------

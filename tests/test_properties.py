@@ -116,3 +116,46 @@ def test_plain_mne_does_not_localise_exactly(fixed_problem):
     op, L = fixed_problem
     wrong = _peak_errors(op, L, "MNE")
     assert wrong.mean() > 0.2, "plain MNE should mislocalise many sources"
+
+
+def test_patch_normals_have_mnes_bits(template_src):
+    """Patch normals summed together equal MNE-Python's one np.sum per patch to the last
+    bit (single-threaded by construction, so compared bitwise): the tangential frames of
+    a loose operator depend on those bits. Random patches cover sizes beyond the real ones."""
+    from minnorm._mne.problem import _patch_sums
+
+    s = template_src[0]
+    patches = [s["pinfo"][i] for i in s["patch_inds"]]
+    rng = np.random.default_rng(0)
+    patches += [rng.choice(len(s["nn"]), k, replace=False) for k in range(1, 13) for _ in range(20)]
+    reference = np.array([np.sum(s["nn"][p], axis=0) for p in patches])
+    assert np.array_equal(_patch_sums(s["nn"], patches), reference)
+    assert len({len(p) for p in patches}) >= 12
+
+
+def _eloreta_both_ways(monkeypatch, G, orient_std):
+    """eLORETA weights fitted float32-first (when it may) and float64 throughout."""
+    from minnorm.engine import eloreta
+
+    kw = dict(orient_std=orient_std, n_orient=3, lambda2=1 / 9, n_nonzero=len(G), eps=1e-8,
+              max_iter=60, force_equal=False)
+    monkeypatch.setattr(eloreta, "FLOAT32_MIN_RATIO", -np.inf)  # float32 first, whatever
+    mixed = eloreta.eloreta_weights(G, **kw)
+    monkeypatch.setattr(eloreta, "FLOAT32_MIN_RATIO", np.inf)  # never float32
+    return mixed, eloreta.eloreta_weights(G, **kw)
+
+
+def test_eloreta_float32_start_reaches_the_float64_fixed_point(monkeypatch):
+    """The float32 iterations only choose where float64 starts: same weights to eps, with
+    well-conditioned blocks, and with blocks float32 cannot resolve (a silent direction per
+    source, as a radial dipole in a sphere), where it falls back to float64."""
+    rng = np.random.default_rng(1)
+    G = rng.standard_normal((30, 3 * 200))
+    orient_std = np.tile([np.sqrt(0.2), np.sqrt(0.2), 1.0], 200)
+    mixed, plain = _eloreta_both_ways(monkeypatch, G, orient_std)
+    assert np.linalg.norm(mixed - plain) / np.linalg.norm(plain) < 1e-7
+    silent = G.reshape(30, 200, 3).copy()
+    silent[:, :, 2] = silent[:, :, 0] + silent[:, :, 1]  # each block of rank 2: float32's
+    # noise makes some blocks indefinite, and the fit goes on in float64 (seen in its log)
+    mixed, plain = _eloreta_both_ways(monkeypatch, silent.reshape(30, -1), np.ones(600))
+    assert np.linalg.norm(mixed - plain) / np.linalg.norm(plain) < 1e-7

@@ -108,12 +108,16 @@ def test_metrics_equal_mne_and_maps(orientation, method, inverses, fwd_fixed, mn
     maps = minnorm.resolution_maps(fwd_fixed, inverses[orientation], method=method)
     assert set(maps) == {(f, m) for f in eng.FUNCTIONS for m in eng.METRICS}
     src = fwd_fixed["src"]
+    # minnorm's eLORETA weights and MNE-Python's reach the same fixed point by different
+    # iterates, each stopping at a relative change < 1e-6: they agree to ~2e-7, and a
+    # centre of gravity can move by a few times that
+    rtol = 1e-5 if method == "eLORETA" else 1e-6
     for (function, metric), stc in maps.items():
         dense = minnorm.resolution_metrics(resmat, src, function, metric)
         assert isinstance(stc, mne.SourceEstimate) and stc.data.shape == (1281, 1)
         assert all(np.array_equal(a, b) for a, b in zip(stc.vertices, dense.vertices))
         assert np.all(np.isfinite(stc.data)) and np.all(stc.data >= 0)
-        np.testing.assert_allclose(stc.data, dense.data, rtol=1e-6, atol=1e-9 * dense.data.max(),
+        np.testing.assert_allclose(stc.data, dense.data, rtol=rtol, atol=1e-9 * dense.data.max(),
                                    err_msg=f"{function} {metric}")
         if orientation == "fixed" or (function, metric) in MNE_COMPUTES_3N:
             theirs = mne_sr.resolution_metrics(resmat, src, function, metric, verbose="error")

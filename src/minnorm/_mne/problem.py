@@ -203,14 +203,35 @@ def source_normals(src, use_cps: bool) -> list:
     for s in src:
         vertno = s["vertno"]
         if use_cps and s.get("patch_inds") is not None:
-            # One np.sum per patch, as MNE-Python sums them: the tangential
-            # pair of a loose/free operator is the degenerate eigenbasis of
-            # I − n nᵀ, which a last-bit difference in n turns arbitrarily.
-            nn = np.array([np.sum(s["nn"][s["pinfo"][i]], axis=0) for i in s["patch_inds"]])
+            nn = _patch_sums(s["nn"], [s["pinfo"][i] for i in s["patch_inds"]])
             nn /= np.linalg.norm(nn, axis=-1, keepdims=True)
         else:
             nn = s["nn"][vertno]
         out.append(np.asarray(nn, dtype=np.float64))
+    return out
+
+
+def _patch_sums(nn: np.ndarray, patches: list) -> np.ndarray:
+    """Σ nn[patch] for every patch, to the last bit as MNE-Python's np.sum per patch.
+
+    The bits matter: the tangential pair of a loose/free operator is the
+    degenerate eigenbasis of I − n nᵀ, which a last-bit difference in n turns
+    arbitrarily. numpy adds fewer than 8 rows one after the other, so patches
+    of equal size up to 7 are summed together in that order; larger ones (rare)
+    keep one np.sum each.
+    """
+    out = np.empty((len(patches), 3))
+    sizes = np.array([len(p) for p in patches])
+    for size in np.unique(sizes):
+        which = np.flatnonzero(sizes == size)
+        if size >= 8:
+            out[which] = [np.sum(nn[patches[i]], axis=0) for i in which]
+            continue
+        rows = nn[np.concatenate([patches[i] for i in which])].reshape(len(which), size, 3)
+        acc = rows[:, 0].copy()
+        for j in range(1, size):
+            acc += rows[:, j]
+        out[which] = acc
     return out
 
 
