@@ -101,6 +101,7 @@ def cpu_rows(x, data_cov, repeats: int, configs) -> list:
                                  pick_ori=pick_ori, weight_norm=weight_norm, verbose=False)
                     times.append(time.process_time() - start)
                 gc.collect()
+            row.loads.append(os.getloadavg()[0])
         row.rel_err = 0.0  # checked in the wall-time rows
         print(f"  {row.task}: MNE {min(row.mne_s):.2f}  minnorm {min(row.ours_s):.2f}", flush=True)
         rows.append(row)
@@ -138,6 +139,7 @@ def apply_rows(x, filters, pick_ori, repeats: int, n_mne: int, n_check: int) -> 
             row = rows[name]
             row.ours_s.append(t)
             row.ours_peak = max(row.ours_peak, peak)
+            row.loads.append(os.getloadavg()[0])
             if k == repeats - 1:
                 row.rel_err = (stacked_err(ref, out[:n_check]) if name != "list"
                                else stacked_err(ref, np.array([s.data for s in out[:n_check]])))
