@@ -55,7 +55,9 @@ def test_psd_epochs_equals_mne(operators, prepared_eloreta, epochs_meeg, name, m
         assert_same_stc(stc, stc_ref, TOL[method])
         assert sensor.ch_names == sensor_ref.ch_names and sensor.comment == sensor_ref.comment
         assert sensor.info["sfreq"] == pytest.approx(sensor_ref.info["sfreq"])
-        assert rel_err(sensor.data, sensor_ref.data) < 1e-6
+        # with pca=True the sensor spectra are of the data projected on the kernel's subspace,
+        # which for eLORETA depends on its fitted weights (MNE's fitted to a 1e-4 change here)
+        assert rel_err(sensor.data, sensor_ref.data) < TOL[method]
     arrays = minnorm.compute_source_psd_epochs(epochs, operators(name)[1], 1 / 9,
                                                return_array=True, **kw)
     assert arrays[0].shape == (n, *ours[0][0].data.shape)
