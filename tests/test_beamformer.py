@@ -20,6 +20,7 @@ from minnorm.beamformer.apply import filter_expander
 from minnorm.decoding import SourceTransformer
 from minnorm.engine import beamformer as bf
 from minnorm.engine.expand import working_bytes
+from minnorm.engine.power import source_power
 
 TOL = 1e-6  # relative error, filters and estimates
 
@@ -337,7 +338,7 @@ def test_single_source_without_noise_is_localised_exactly(cortex, source):
     """Data from one source (normal orientation), no noise: the power map peaks at it."""
     field = cortex.gain[:, 3 * source + 2]
     W = _normal_filter(cortex, np.outer(field, field), "unit-noise-gain")
-    power = bf.source_power(np.outer(field, field), W, 1)
+    power = source_power(W, np.eye(len(field)), np.outer(field, field))
     assert np.argmax(power) == source
 
 
@@ -350,7 +351,7 @@ def test_correlated_sources_are_suppressed(cortex, fwd_surf_ori, template_labels
     independent, correlated = np.outer(a, a) + np.outer(b, b), np.outer(a + b, a + b)
     ratios = []
     for s in k:
-        power = [bf.source_power(c, _normal_filter(cortex, c, None), 1)[s]
+        power = [source_power(_normal_filter(cortex, c, None), np.eye(len(c)), c)[s]
                  for c in (independent, correlated)]
         ratios.append(power[1] / power[0])
     with capsys.disabled():

@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _mne
-from ..engine.beamformer import source_power
 from ..engine.checks import check_finite
 from ..engine.expand import Block, Expander, apply_array, plan_blocks, to_xyz
 from ..engine.memory import check_dtype
+from ..engine.power import source_power
 from .filter import as_filter
 
 __all__ = ["apply_lcmv", "apply_lcmv_epochs", "apply_lcmv_raw", "apply_lcmv_cov",
@@ -146,9 +146,8 @@ def apply_lcmv_cov(data_cov, filters, verbose=None):
         fields = _mne.filter_fields(filters, data_cov["projs"])
         cov = data_cov.data if data_cov.data.ndim == 2 else np.diag(data_cov.data)
         check_finite(cov[np.ix_(rows, rows)], "covariance", row_names=filters["ch_names"])
-        cov = fields @ cov[np.ix_(rows, rows)] @ fields.T
-        power = source_power(cov, np.asarray(filters["weights"], np.float64),
-                             _mne.filter_n_ori(filters))
+        power = source_power(np.asarray(filters["weights"], np.float64), fields,
+                             cov[np.ix_(rows, rows)], group=_mne.filter_n_ori(filters))
         return _stc(power[:, np.newaxis], filters, 0.0, 1.0)
 
 

@@ -26,17 +26,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .linalg import one_blas_thread
+from .linalg import one_blas_thread, sym_power
 
 __all__ = ["WEIGHT_NORMS", "PICK_ORIS", "INVERSIONS", "LcmvFilter", "check_options",
-           "make_filter", "whiten_covariance", "regularized_inverse", "sym_power",
-           "lcmv_filter", "nai_noise", "source_power", "SINGULAR_RATIO"]
+           "make_filter", "whiten_covariance", "regularized_inverse",
+           "lcmv_filter", "nai_noise", "SINGULAR_RATIO"]
 
 WEIGHT_NORMS = ("unit-noise-gain-invariant", "unit-noise-gain", "nai", None)
 PICK_ORIS = ("normal", "max-power", "vector", None)
 INVERSIONS = ("matrix", "single")
 SINGULAR_RATIO = 1e6  # a source's gain whose largest/smallest singular value exceeds this is singular
-_POW_RCOND = 1e-7  # eigenvalues below this fraction of the largest are treated as 0 (then dropped)
+_NOT_PSD = ("a source's filter matrix is not positive semi-definite: check that the data "
+            "covariance is a covariance (symmetric, PSD)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,27 +151,6 @@ def regularized_inverse(cov: np.ndarray, reg: float, rank: int) -> tuple[np.ndar
     return (vec[:, keep] / kept[keep]) @ vec[:, keep].T, loading, eig
 
 
-def sym_power(A: np.ndarray, power: float, *, reduce_rank: bool = False) -> np.ndarray:
-    """A**power of stacked symmetric PSD matrices (…, n, n), power ∈ {-1, -½, ½}.
-
-    Eigenvalues below :data:`_POW_RCOND` × the largest are dropped (a
-    pseudo-inverse); ``reduce_rank`` also drops the smallest one.
-    """
-    s, u = np.linalg.eigh(A)
-    limit = s[..., -1:] * _POW_RCOND
-    if not (s >= -limit).all():
-        raise ValueError("a source's filter matrix is not positive semi-definite: check that "
-                         "the data covariance is a covariance (symmetric, PSD)")
-    s = s.copy()
-    s[s <= limit] = np.inf if power < 0 else 0
-    if reduce_rank:
-        s[..., 0] = np.inf
-    if abs(power) == 0.5:
-        s = np.sqrt(s)
-    s = 1.0 / s if power < 0 else s
-    return np.matmul(u * s[..., np.newaxis, :], u.swapaxes(-2, -1))
-
-
 def _invert(blocks: np.ndarray, *, reduce_rank: bool, inversion: str) -> np.ndarray:
     """Inverse of each n_ori × n_ori block: whole ("matrix") or its diagonal ("single")."""
     if blocks.shape[1:] == (1, 1):
@@ -179,7 +159,7 @@ def _invert(blocks: np.ndarray, *, reduce_rank: bool, inversion: str) -> np.ndar
         inv[~np.isfinite(inv)] = 1.0
         return inv
     if inversion == "matrix":
-        return sym_power(blocks, -1, reduce_rank=reduce_rank)
+        return sym_power(blocks, -1, reduce_rank=reduce_rank, what=_NOT_PSD)
     with np.errstate(divide="ignore"):
         diag = 1.0 / np.diagonal(blocks, axis1=1, axis2=2)
     return diag[:, :, np.newaxis] * np.eye(blocks.shape[1])
@@ -240,7 +220,8 @@ def lcmv_filter(gain: np.ndarray, cov_inv: np.ndarray, /, *, n_ori: int, weight_
         numer, denom = numer[:, 2:3], denom[:, 2:3, 2:3]
         n_ori = 1
     if weight_norm == "unit-noise-gain-invariant":  # (A_k A_kᵀ)^-½ A_k: no denominator
-        W = np.matmul(sym_power(np.matmul(numer, numer.swapaxes(1, 2)), -0.5), numer)
+        W = np.matmul(sym_power(np.matmul(numer, numer.swapaxes(1, 2)), -0.5, what=_NOT_PSD),
+                      numer)
     else:
         W = np.matmul(_invert(denom, reduce_rank=reduce_rank, inversion=inversion), numer)
     if weight_norm in ("unit-noise-gain", "nai"):
@@ -274,9 +255,3 @@ def nai_noise(eig: np.ndarray, rank: int, loading: float) -> float:
     """The noise level of the neural activity index: the rank-th largest eigenvalue ``eig``
     (ascending) of the unregularised whitened data covariance, or the loading if larger."""
     return max(float(eig[-rank]), loading)
-
-
-def source_power(cov: np.ndarray, weights: np.ndarray, n_ori: int) -> np.ndarray:
-    """Power of each source, trace(W_k C W_kᵀ): (n_sources,) from one (n_rows × M) product."""
-    rows = np.einsum("rm,rm->r", weights @ cov, weights.conj()).real
-    return rows.reshape(-1, n_ori).sum(axis=1)

@@ -24,11 +24,12 @@ from scipy import linalg
 from scipy.linalg import blas
 
 from .checks import positive_number
-from .linalg import chunks, n_workers, run_parallel
+from .linalg import chunks, n_workers, run_parallel, sym_power
 
 logger = logging.getLogger("minnorm")
 
 DEFAULTS = dict(eps=1e-6, max_iter=20, force_equal=False)
+_NOT_PSD = "eLORETA: a source block is not positive semi-definite"
 
 
 def check_params(method_params) -> dict:
@@ -84,21 +85,6 @@ def _by_sources(work, n_src: int) -> None:
     run_parallel(lambda ab: work(slice(*ab)), chunks(n_src, max(1, -(-n_src // n_workers()))))
 
 
-def _sym_pow(A: np.ndarray, power: float, rcond: float = 1e-7):
-    """A**power for stacks of symmetric PSD matrices; also √eigenvalues.
-
-    Eigenvalues below ``rcond`` × the largest are treated as zero (their
-    inverse as zero too).
-    """
-    if abs(power) != 0.5:
-        raise ValueError("only powers ±0.5 are supported")
-    s, u = _eigh_psd(A, rcond)
-    s = np.where(s <= 0, np.inf if power < 0 else 0.0, s)
-    root = np.sqrt(s)
-    use = 1.0 / root if power < 0 else root
-    return np.matmul(u * use[..., np.newaxis, :], u.swapaxes(-2, -1)), root
-
-
 def _eigh_psd(A: np.ndarray, rcond: float = 1e-7):
     """Eigen-decomposition of a stack of PSD 3 × 3 blocks, on every core.
 
@@ -114,7 +100,7 @@ def _eigh_psd(A: np.ndarray, rcond: float = 1e-7):
     _by_sources(work, len(A))
     limit = s[..., -1:] * rcond
     if not (s >= -limit).all():
-        raise ValueError("eLORETA: a source block is not positive semi-definite")
+        raise ValueError(_NOT_PSD)
     s[s <= limit] = 0.0
     return s, u
 
@@ -298,12 +284,12 @@ def eloreta_weights(
     R = g
     # trace(G R Gᵀ) = trace(Go (R / prior) Goᵀ) = Σ_k ⟨R_k / prior_k, Go_kᵀ Go_k⟩
     R /= np.vdot(R / R_prior, grams if not diagonal or n_orient == 1 else _diag(grams)) / n_nonzero
-    return np.sqrt(R) if diagonal else _sym_pow(R, 0.5)[0]
+    return _factor(R, diagonal)
 
 
 def _factor(R: np.ndarray, diagonal: bool) -> np.ndarray:
     """B with B Bᵀ = R (√R for diagonal weights, R's blocks' symmetric roots otherwise)."""
-    return np.sqrt(R) if diagonal else _sym_pow(R, 0.5)[0]
+    return np.sqrt(R) if diagonal else sym_power(R, 0.5, what=_NOT_PSD)
 
 
 def _normalized(C: np.ndarray, R: np.ndarray, n_nonzero: int) -> np.ndarray:

@@ -28,10 +28,11 @@ import numpy as np
 from scipy import linalg
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["svd_wide", "real_matmul", "real_dtype", "complex_dtype", "n_workers",
+__all__ = ["svd_wide", "sym_power", "real_matmul", "real_dtype", "complex_dtype", "n_workers",
            "run_parallel", "chunks"]
 
 WIDE = 4  # use the Gram matrix when N ≥ WIDE · M
+SYM_RCOND = 1e-7  # sym_power: eigenvalues below this fraction of the largest count as 0
 
 
 def svd_wide(G: np.ndarray, /) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,6 +66,28 @@ def svd_wide(G: np.ndarray, /) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     null = np.setdiff1d(np.arange(M), keep)
     U[null, k + np.arange(len(null))] = 1.0
     return U, np.concatenate([s, np.zeros(M - k)]), V.T
+
+
+def sym_power(A: np.ndarray, power: float, *, reduce_rank: bool = False,
+              what: str = "a matrix is not positive semi-definite") -> np.ndarray:
+    """A**power of stacked symmetric PSD matrices (…, n, n), power ∈ {-1, -½, ½}.
+
+    Eigenvalues below ``SYM_RCOND`` × the largest are dropped (a pseudo-inverse);
+    ``reduce_rank`` also drops the smallest one. A clearly negative eigenvalue
+    is a ValueError saying ``what``.
+    """
+    s, u = np.linalg.eigh(A)
+    limit = s[..., -1:] * SYM_RCOND
+    if not (s >= -limit).all():
+        raise ValueError(what)
+    s = s.copy()
+    s[s <= limit] = np.inf if power < 0 else 0
+    if reduce_rank:
+        s[..., 0] = np.inf
+    if abs(power) == 0.5:
+        s = np.sqrt(s)
+    s = 1.0 / s if power < 0 else s
+    return np.matmul(u * s[..., np.newaxis, :], u.swapaxes(-2, -1))
 
 
 def real_dtype(dtype) -> np.dtype:
