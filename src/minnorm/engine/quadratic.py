@@ -131,7 +131,7 @@ def power_rows(leads: np.ndarray, Z: np.ndarray, out: np.ndarray | None, /, *, g
         (k0, k1), (j0, j1) = tile
         lead = leads[group * k0:group * k1]
         val = _scratch("val", (len(lead), width * (j1 - j0)), dtype)
-        acc = _scratch("acc", val.shape, np.float64)
+        acc = _scratch("acc", (len(lead), j1 - j0), np.float64)
         acc[...] = 0
         for Zi in Zr:
             np.matmul(lead, Zi[:, width * j0:width * j1], out=val)
@@ -139,10 +139,13 @@ def power_rows(leads: np.ndarray, Z: np.ndarray, out: np.ndarray | None, /, *, g
                 _add_phase(val[phase_row::group], phase[k0:k1, j0:j1], is_complex)
             if out is not None:
                 np.multiply(val, val, out=val)
-                acc += val
+                if is_complex:  # |z|² = re² + im², interleaved
+                    np.add(val[:, 0::2], val[:, 1::2], out=val[:, 0::2])
+                    acc += val[:, 0::2]
+                else:
+                    acc += val
         if out is not None:
-            power = acc.reshape(len(lead), -1, 2).sum(axis=-1) if is_complex else acc
-            out[k0:k1, j0:j1] += combine_rows(power, group, combine)
+            out[k0:k1, j0:j1] += combine_rows(acc, group, combine)
 
     tiles = [(k, j) for k in chunks(n_out, max(1, LOC_TILE // group))
              for j in chunks(n_cols, COL_TILE)]
