@@ -156,7 +156,7 @@ class _Gain:
 
 class _Anderson:
     """Anderson acceleration (type II) of the fixed point R ← g(R), mixing the last
-    ``depth`` iterates; C = Go R Goᵀ is linear in R, so it is mixed alongside.
+    ``depth`` iterates.
     """
 
     def __init__(self, depth: int = 3):
@@ -164,20 +164,18 @@ class _Anderson:
         self.reset()
 
     def reset(self) -> None:
-        self.g, self.f, self.C = [], [], []
+        self.g, self.f = [], []
 
-    def mix(self, R, g, C_g):
-        """The next iterate (R, C) from R, its image g and g's C."""
+    def mix(self, R, g):
+        """The next iterate from R and its image g (g itself until there are two)."""
         self.g.append(g.ravel())
         self.f.append((g - R).ravel())
-        self.C.append(C_g)
-        del self.g[:-self.depth - 1], self.f[:-self.depth - 1], self.C[:-self.depth - 1]
+        del self.g[:-self.depth - 1], self.f[:-self.depth - 1]
         if len(self.f) < 2:
-            return g, C_g
+            return g
         dF = np.diff(np.array(self.f), axis=0)
         gamma = np.linalg.lstsq(dF.T, self.f[-1], rcond=None)[0]
-        dG, dC = np.diff(np.array(self.g), axis=0), np.diff(np.array(self.C), axis=0)
-        return (self.g[-1] - gamma @ dG).reshape(g.shape), C_g - np.tensordot(gamma, dC, 1)
+        return (self.g[-1] - gamma @ np.diff(np.array(self.g), axis=0)).reshape(g.shape)
 
 
 # Relative change of R below which the iterations leave float32 for float64:
@@ -248,23 +246,27 @@ def eloreta_weights(
         R = np.array(R_init, dtype=np.float64)
     Got = np.multiply(G.T, orient_std[:, np.newaxis], out=np.empty(G.shape[::-1]))  # source-major
     grams = _grams(Got, n_orient)
+    # trace(Go R Goᵀ) = ⟨R, traced⟩ (R and the grams are both block diagonal): the
+    # normalisation needs no product
+    traced = grams if not diagonal or n_orient == 1 else _diag(grams)
+    R /= np.vdot(R, traced) / n_nonzero
     gain = _Gain(Got, np.float32 if max_iter > 1 and _float32_safe(grams) else np.float64)
-    C = _normalized(gain.cov(_factor(R, diagonal), diagonal), R, n_nonzero)
+    B = _factor(R, diagonal)
     mixer = _Anderson()
     for it in range(max_iter):
-        M = gain.blocks(gain.whiten(C, lambda2), n_orient)
         try:
-            g, B = _update(M, R_prior, n_orient, force_equal)
+            g, B_g = _update(gain.blocks(gain.whiten(gain.cov(B, diagonal), lambda2), n_orient),
+                             R_prior, n_orient, force_equal)
         except ValueError:  # a block float32 cannot resolve: this iteration again in float64
             if gain.dtype == np.float64:
                 raise
             logger.debug("eLORETA: float32 cannot resolve every block; float64 from here")
             gain = _Gain(Got, np.float64)
             mixer.reset()
-            C = _normalized(gain.cov(_factor(R, diagonal), diagonal), R, n_nonzero)
-            g, B = _update(gain.blocks(gain.whiten(C, lambda2), n_orient), R_prior, n_orient,
-                           force_equal)
-        C_g = _normalized(gain.cov(B, diagonal), g, n_nonzero)
+            g, B_g = _update(gain.blocks(gain.whiten(gain.cov(B, diagonal), lambda2), n_orient),
+                             R_prior, n_orient, force_equal)
+        scale = np.vdot(g, traced) / n_nonzero
+        g /= scale
         delta = np.linalg.norm(g - R) / np.linalg.norm(R)
         logger.debug("eLORETA iteration %d (%s): relative change %.1e", it + 1,
                      gain.dtype.name, delta)
@@ -272,11 +274,11 @@ def eloreta_weights(
             logger.info("eLORETA converged after %d iterations (%.2g < %.2g)", it + 1, delta, eps)
             break
         if gain.dtype != np.float64 and (delta < max(FLOAT32_UNTIL, eps) or it + 2 >= max_iter):
-            gain = _Gain(Got, np.float64)  # finish in float64, from g
-            mixer.reset()
-            R, C = g, _normalized(gain.cov(_factor(g, diagonal), diagonal), g, n_nonzero)
-            continue
-        R, C = mixer.mix(R, g, C_g)
+            gain = _Gain(Got, np.float64)  # float64 from here; the iterates so far stay mixed
+        R = mixer.mix(R, g)
+        B = B_g / np.sqrt(scale) if R is g else _mixed_factor(R, diagonal)
+        if B is None:  # the mixed weights are not positive semi-definite: take g as it is
+            R, B = g, B_g / np.sqrt(scale)
     else:
         warnings.warn(f"eLORETA weight fitting did not converge (>= {eps})", RuntimeWarning,
                       stacklevel=3)
@@ -292,11 +294,14 @@ def _factor(R: np.ndarray, diagonal: bool) -> np.ndarray:
     return np.sqrt(R) if diagonal else sym_power(R, 0.5, what=_NOT_PSD)
 
 
-def _normalized(C: np.ndarray, R: np.ndarray, n_nonzero: int) -> np.ndarray:
-    """Scale R in place and C so that trace(C) = trace(Go R Goᵀ) = n_nonzero; return C."""
-    norm = np.trace(C) / n_nonzero
-    R /= norm
-    return C / norm
+def _mixed_factor(R: np.ndarray, diagonal: bool) -> np.ndarray | None:
+    """B with B Bᵀ = R for mixed weights, or None where a block is not positive semi-definite."""
+    if diagonal:
+        return np.sqrt(R) if (R >= 0).all() else None
+    try:
+        return _factor(R, diagonal)
+    except ValueError:
+        return None
 
 
 def _update(M, R_prior, n_orient, force_equal):
