@@ -70,16 +70,6 @@ def _count(value) -> int:
     return int(value)
 
 
-def _block_times(R: np.ndarray, G: np.ndarray) -> np.ndarray:
-    """R_k G_kᵀ for every source k: (n_src, 3, 3) × (n_chan, 3·n_src) → (3·n_src, n_chan).
-
-    One einsum over the sources (a stacked matmul on the strided blocks of G
-    would miss BLAS and run a slow generic loop).
-    """
-    out = np.einsum("kij,mkj->kim", R, G.reshape(G.shape[0], -1, 3), optimize=False)
-    return out.reshape(-1, G.shape[0])
-
-
 def _by_sources(work, n_src: int) -> None:
     """``work(slice)`` over blocks of sources, on every core (the 3 × 3 stacks)."""
     run_parallel(lambda ab: work(slice(*ab)), chunks(n_src, max(1, -(-n_src // n_workers()))))
@@ -353,8 +343,13 @@ def _float32_safe(grams: np.ndarray) -> bool:
     return ok
 
 
-def weight_gain(G: np.ndarray, R_sqrt: np.ndarray) -> np.ndarray:
-    """G R**½ for diagonal (n_rows,) or block (n_src, 3, 3) weights."""
+def weight_rows(R_sqrt: np.ndarray, Gt: np.ndarray) -> np.ndarray:
+    """(G R**½)ᵀ = R**½ Gᵀ from Gᵀ (n_rows, n), for diagonal (n_rows,) or symmetric block
+    (n_src, 3, 3) weights: each source's rows mixed by its block, on every core."""
     if R_sqrt.ndim == 1:
-        return G * R_sqrt
-    return _block_times(R_sqrt, G).T
+        return Gt * R_sqrt[:, np.newaxis]
+    n = Gt.shape[1]
+    out = np.empty(Gt.shape)
+    G3, out3 = np.ascontiguousarray(Gt).reshape(len(R_sqrt), 3, n), out.reshape(len(R_sqrt), 3, n)
+    _by_sources(lambda sl: np.matmul(R_sqrt[sl], G3[sl], out=out3[sl]), len(R_sqrt))
+    return out

@@ -196,15 +196,16 @@ def _build_eloreta(op, lambda2, nave, whitener, source_std, params) -> Kernel:
     # components: eLORETA runs on Uᵀ G = S Vᵀ R**-½ (n × n_rows), where MNE-Python's
     # (G R Gᵀ + λ²I)⁺ restricted to the n largest directions is a plain inverse.
     n = whitener.n_nonzero
-    G = (op.sing[:n, np.newaxis] * op.eigen_leads[:, :n].T) / source_std
-    orient_std = np.ones(G.shape[1]) if op.orient_prior is None else np.sqrt(op.orient_prior)
+    Gt = op.eigen_leads[:, :n] * op.sing[:n]  # Gᵀ, source-major as eigen_leads: no transposes
+    Gt /= source_std[:, np.newaxis]
+    orient_std = np.ones(len(Gt)) if op.orient_prior is None else np.sqrt(op.orient_prior)
     R_sqrt = _eloreta.eloreta_weights(
-        G, orient_std=orient_std, n_orient=op.n_orient, lambda2=lambda2,
+        Gt.T, orient_std=orient_std, n_orient=op.n_orient, lambda2=lambda2,
         n_nonzero=n, R_init=_warm_start(op, lambda2, nave, params), **params,
     )
-    U, sing, Vt = svd_wide(_eloreta.weight_gain(G, R_sqrt))  # U: (n, n), in the components
+    U, sing, Vt = svd_wide(_eloreta.weight_rows(R_sqrt, Gt).T)  # U: (n, n), in the components
     reginv = regularized_inverse(sing, lambda2, n)
-    leads = _eloreta.weight_gain(Vt, R_sqrt).T  # R**½ V, (n_rows, n)
+    leads = _eloreta.weight_rows(R_sqrt, Vt.T)  # R**½ V, (n_rows, n)
     _check_finite(leads, leads * reginv, None, sing[:n], lambda2, "eLORETA")
     eigen_fields = U.T @ op.eigen_fields[:n]  # back to sensors: (n, M)
     return Kernel(
