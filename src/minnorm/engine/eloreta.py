@@ -217,7 +217,9 @@ def eloreta_weights(
     The iterations run in float32 while R still changes by more than
     ``FLOAT32_UNTIL`` and in float64 after that (and always for the last
     allowed one), so the stopping rule and the fixed point are MNE-Python's;
-    Anderson acceleration mixes the last iterates (restarted at the switch).
+    Anderson acceleration mixes the last iterates, float32's among them after
+    the switch (their rounding is far below the changes they describe then);
+    C is formed at each mixed iterate.
     """
     if len(G) != n_nonzero:
         raise ValueError(f"eLORETA needs the gain in its {n_nonzero} components, got {len(G)} rows")
