@@ -1,7 +1,8 @@
 """The template head: geometry, placement in the helmet, forward model and cache.
 
-Heads are built into a temporary cache with the sphere conductor (seconds);
-the slow BEM is built once, at ico3, to check how EEG and BEM rows are merged.
+The ico4 head is the demos' (BEM conductor), built once a session into a temporary
+cache; the ico3 heads are built with the sphere conductor (seconds), and with the BEM
+once, to check how EEG and BEM rows are merged.
 """
 
 import dataclasses
@@ -233,7 +234,7 @@ def test_cache_is_reused_without_rebuilding(head, cache_dir):
     entry = head.cache_path
     before = {p: os.stat(p).st_mtime_ns for p in entry.rglob("*") if p.is_file()}
     build_id = _manifest(entry)["build_id"]
-    again = load_template(spacing="ico4", conductor="sphere", cache_dir=cache_dir, progress=False)
+    again = load_template(spacing="ico4", conductor="bem", cache_dir=cache_dir, progress=False)
     assert not again.built and again.cache_path == entry
     assert _manifest(entry)["build_id"] == build_id
     assert {p: os.stat(p).st_mtime_ns for p in entry.rglob("*") if p.is_file()} == before
