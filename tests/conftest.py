@@ -275,10 +275,12 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def head(cache_dir):
-    """The ico4 template head with the sphere conductor (fast to build)."""
+    """The ico4 template head with the BEM conductor: the head of ``minnorm demo`` and
+    ``minnorm decode-demo``, whose tests use the same cache, so it is built once a session
+    (the sphere conductor is built and checked at ico3, in test_template.py)."""
     from minnorm.teaching.template import load_template
 
-    return load_template(spacing="ico4", conductor="sphere", cache_dir=cache_dir, progress=False)
+    return load_template(spacing="ico4", conductor="bem", cache_dir=cache_dir, progress=False)
 
 
 # --------------------------------------------------------------------------

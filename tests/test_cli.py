@@ -38,7 +38,7 @@ def assert_stc_equal(read, expected, tol):
 
 def test_evoked_surface_dspm_and_saved_inverse(files, evoked_one, tmp_path, capsys):
     code, out, err = run(capsys, "apply", "--fwd", files.fwd_surf, "--cov", files.cov,
-                         "--evoked", files.evoked, "--condition", CONDITION,
+                         "--evoked", files.evoked_gz, "--condition", CONDITION,
                          "--out", tmp_path / "aud", "--save-inverse")
     assert code == 0, err
     assert sorted(snapshot(tmp_path)) == ["aud-inv.fif", "aud-lh.stc", "aud-rh.stc"]

@@ -3,6 +3,7 @@ exit status, no traceback, and no output file written or changed."""
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import minnorm._mne
 import minnorm.engine.checks
 import minnorm.io.paths
 from _cli_files import CONDITION, evoked_args, evoked_one, files, run, snapshot  # noqa: F401
+from minnorm.cli import main
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ CASES = [
      r"labels need a surface source space, got a volume one"),
     # selections
     ("unknown-condition", lambda f, b: ["apply", *model(f), *ev(f, condition="Nope")], 1,
-     r"condition 'Nope' is not in sample_audvis_test-ave\.fif\.gz: its conditions are "
+     r"condition 'Nope' is not in sample_audvis_test-ave\.fif: its conditions are "
      r"0: 'Left Auditory', 1: 'Right Auditory'"),
     ("condition-index-out-of-range", lambda f, b: ["apply", *model(f), *ev(f, condition="7")],
      1, r"condition '7' is not in"),
@@ -306,21 +308,34 @@ def test_unreadable_file(files, tmp_path, capsys):
     assert code == 1 and "permission denied" in err
 
 
+def _epochs_args(files, folder):
+    return ["apply", *model(files), "--epochs", files.epochs, "--out", folder / "e",
+            "--save-inverse"]
+
+
+@pytest.fixture(scope="module")
+def old_outputs(tmp_path_factory, files):
+    """A folder of earlier results: an evoked run's and an epochs run's (with the operator)."""
+    folder = tmp_path_factory.mktemp("old-outputs")
+    assert main([str(a) for a in [*evoked_args(files), "--out", folder / "x"]]) == 0
+    assert main([str(a) for a in _epochs_args(files, folder)]) == 0
+    return folder
+
+
 @pytest.mark.parametrize("failure, status, pattern", [
     (KeyboardInterrupt(), 130, r"interrupted: no output was written or changed"),
     (OSError(28, "No space left on device"), 1,
      r"No space left on device \(no output was written or changed: free disk space"),
     (RuntimeError("a crash"), 3, r"internal error: RuntimeError: a crash .*--debug"),
 ])
-def test_interrupted_write_keeps_the_old_files(files, tmp_path, capsys, monkeypatch,
+def test_interrupted_write_keeps_the_old_files(files, old_outputs, tmp_path, capsys, monkeypatch,
                                                failure, status, pattern):
     """Ctrl-C, a full disk or a crash while writing: each old file stays, complete."""
-    args = [*evoked_args(files), "--out", tmp_path / "x"]
-    args_epochs = ["apply", *model(files), "--epochs", files.epochs, "--out", tmp_path / "e",
-                   "--save-inverse"]
-    assert run(capsys, *args)[0] == 0
-    assert run(capsys, *args_epochs)[0] == 0
+    shutil.copytree(old_outputs, tmp_path, dirs_exist_ok=True)  # the earlier runs' files
+    args_epochs = _epochs_args(files, tmp_path)
     before = snapshot(tmp_path)
+    assert sorted(before) == [*(f"e-epoch{k:02d}-vl.stc" for k in range(12)), "e-inv.fif",
+                              "x-vl.stc"]
     real_save = minnorm._mne.save_stc
     calls = []
 

@@ -14,13 +14,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_checks
 
-import minnorm
 from minnorm.decoding import SourceTransformer, haufe_pattern
 
 
 @pytest.fixture(scope="module")
-def op(evoked_meeg, fwd_surf_meeg, noise_cov):
-    return minnorm.make_inverse_operator(evoked_meeg.info, fwd_surf_meeg, noise_cov)
+def op(operators):
+    """minnorm's operator of the session's "surf-meeg-loose" pair (conftest.operators)."""
+    return operators("surf-meeg-loose")[1]
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,10 @@ def mne_extract(stcs, labels, src, mode):
 
 
 @pytest.fixture(scope="module")
-def ops(evoked_meeg, fwd_surf_meeg, noise_cov):
-    """(MNE operator, minnorm operator), loose 0.2, MEG+EEG."""
-    ref = mne.minimum_norm.make_inverse_operator(evoked_meeg.info, fwd_surf_meeg, noise_cov,
-                                                 loose=0.2, depth=0.8, verbose=False)
-    return ref, minnorm.make_inverse_operator(evoked_meeg.info, fwd_surf_meeg, noise_cov,
-                                              loose=0.2, depth=0.8)
+def ops(operators):
+    """(MNE operator, minnorm operator), loose 0.2 and depth 0.8 (the defaults), MEG+EEG:
+    the session's "surf-meeg-loose" pair (conftest.operators)."""
+    return operators("surf-meeg-loose")
 
 
 @pytest.fixture(scope="module")

@@ -1,36 +1,18 @@
 """``minnorm apply``: the user's files in, source estimates out, nothing lost.
 
-The order matters for a user who waits: every file is read and checked, and
-every output path is planned and checked (folder exists and is writable, no
-file would be overwritten without ``overwrite``), *before* the inverse
-operator is computed. Outputs are written atomically (:class:`AtomicOutputs`):
-a failure or Ctrl-C at any point leaves no new file behind.
+This module holds the command's options and their checks, which every call of
+``minnorm`` loads to build its parser, so it imports no MNE-Python: the work,
+:func:`~minnorm.cli.estimates.run_apply`, is imported when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .. import _log, _mne
-from ..engine.checks import check_time_window
-from ..engine.kernel import METHODS
-from ..inverse.operator import InverseOperator, make_inverse_operator
-from ..io import AtomicOutputs
-from ..io import fif as _fif
-from .estimates import (
-    ApplyResult,
-    check_memory_for,
-    chosen_lambda2,
-    describe_used_operator,
-    estimate_kind,
-    is_complex,
-    plan_outputs,
-    write_estimates,
-)
+from ..engine.names import METHODS
 from .options import (
     EXIT_OK,
     add_common,
@@ -44,7 +26,7 @@ from .options import (
     usage,
 )
 
-__all__ = ["ApplyRequest", "run_apply", "add_parser"]
+__all__ = ["ApplyRequest", "add_parser"]
 
 
 APPLY_DESCRIPTION = """\
@@ -159,8 +141,9 @@ def _apply_request(parser, args):
 
 
 def _run_apply(parser, args) -> int:
-    request = _apply_request(parser, args)
-    result = run_apply(request)
+    from .estimates import run_apply
+
+    result = run_apply(_apply_request(parser, args))
     if not args.quiet:
         print(result.summary())
     return EXIT_OK
@@ -200,78 +183,3 @@ class ApplyRequest:
     ftype: Literal["auto", "stc", "h5"] = "auto"
     overwrite: bool = False
     union_bads: bool = False
-
-
-def run_apply(request: ApplyRequest) -> ApplyResult:
-    """Read, check, compute and write as ``request`` says; see the module notes."""
-    start = time.perf_counter()
-    with _log.progress(total=4, desc="reading files", unit="step") as bar:
-        _fif.expect_kinds([(request.data, f"--{request.data_kind}",
-                            _fif.DATA_KINDS[request.data_kind]),
-                           (request.fwd, "--fwd", "forward solution"),
-                           (request.cov, "--cov", "noise covariance"),
-                           (request.inv, "--inv", "inverse operator")])
-        data, data_text = _read_data(request)
-        fwd = cov = inv = None
-        if request.inv is not None:
-            inv = InverseOperator.from_mne(_fif.read_inverse(request.inv))
-            src, mri_head_t = inv.src, inv.mne.mri_head_t
-        else:
-            fwd, cov = _fif.read_forward(request.fwd), _fif.read_cov(request.cov)
-            src, mri_head_t = fwd["src"], fwd["mri_head_t"]
-            _mne.check_reference(data.info, fwd["sol"]["row_names"])
-        label = None
-        if request.label is not None:
-            label = _fif.read_label(request.label)
-            _mne.label_vertices(label, src, mri_head_t)  # subject, hemisphere, overlap
-        complex_data = is_complex(data)
-        kind = estimate_kind(src.kind, request.pick_ori)
-        plan = plan_outputs(request, kind, data, complex_data)
-        check_memory_for(request, data, src, complex_data)
-        bar.update()
-        with AtomicOutputs(plan.all_paths, overwrite=request.overwrite) as outputs:
-            bar.set_description_str("inverse operator")
-            if inv is None:
-                inv = make_inverse_operator(
-                    data.info, fwd, cov, loose=request.loose, depth=request.depth,
-                    fixed=True if request.fixed else "auto",
-                    on_mismatch="ignore" if request.union_bads else "raise",
-                )
-            if plan.inverse is not None:
-                _mne.write_inverse(outputs.temporary(plan.inverse), inv.to_mne(),
-                                   overwrite=True)
-            bar.update()
-            if isinstance(request.lambda2, str):  # a rule: chosen once, from the data
-                request = replace(request, lambda2=chosen_lambda2(request, data, inv),
-                                  snr=None, rule=request.lambda2)
-            bar.set_description_str(f"{request.method} estimates")
-            peak, times = write_estimates(request, data, inv, label, plan, outputs)
-            data_text += (f", {len(times)} samples from {times[0]:.3f} to "
-                          f"{times[-1]:.3f} s")
-            bar.update()
-            bar.set_description_str("writing files")
-        bar.update()
-    return ApplyResult(request=request, data_text=data_text,
-                       operator_text=describe_used_operator(inv, request),
-                       peak=peak, files=plan.all_paths,
-                       seconds=time.perf_counter() - start)
-
-
-def _read_data(request):
-    """The evoked / epochs / raw to invert, and a phrase describing it."""
-    kind, path = request.data_kind, request.data
-    if kind == "evoked":
-        data = _fif.read_evoked(path, request.condition)
-        check_time_window(request.tmin, request.tmax, data.times, what=f"evoked {path.name}")
-        if request.tmin is not None or request.tmax is not None:
-            data = data.copy().crop(request.tmin, request.tmax)
-        text = f"evoked {data.comment!r} (nave {data.nave}) of {path.name}"
-    elif kind == "epochs":
-        data = _fif.read_epochs(path)
-        check_time_window(request.tmin, request.tmax, data.times, what=f"epochs {path.name}")
-        text = f"{len(data.events)} epochs of {path.name}"
-    else:
-        data = _fif.read_raw(path)
-        check_time_window(request.tmin, request.tmax, data.times, what=f"raw {path.name}")
-        text = f"raw data of {path.name}"
-    return data, text

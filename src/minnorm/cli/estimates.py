@@ -1,22 +1,32 @@
-"""``minnorm apply``'s outputs: planned before any work, written as the estimates come,
-each checked for NaN first, and the summary printed at the end."""
+"""``minnorm apply``'s work (:func:`run_apply`): its outputs planned before any work,
+written as the estimates come, each checked for NaN first, and the summary printed at the end.
+
+The order matters for a user who waits: every file is read and checked, and
+every output path is planned and checked (folder exists and is writable, no
+file would be overwritten without ``overwrite``), *before* the inverse
+operator is computed. Outputs are written atomically (:class:`AtomicOutputs`):
+a failure or Ctrl-C at any point leaves no new file behind.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .. import _mne
-from ..engine.checks import check_memory
+from .. import _log, _mne
+from ..engine.checks import check_memory, check_time_window
 from ..inverse.apply import apply_inverse, apply_inverse_epochs, apply_inverse_raw
 from ..inverse.lambda2 import resolve_lambda2
-from ..io import EpochsArrayWriter, stc_paths, write_source_estimate
+from ..inverse.operator import InverseOperator, make_inverse_operator
+from ..io import AtomicOutputs, EpochsArrayWriter, stc_paths, write_source_estimate
+from ..io import fif as _fif
 from ..io.paths import user_path
 from .summary import describe_operator, describe_source
 
-__all__ = ["ApplyResult", "Peak", "OutputPlan", "plan_outputs", "write_estimates"]
+__all__ = ["ApplyResult", "Peak", "OutputPlan", "run_apply", "plan_outputs", "write_estimates"]
 
 
 VALUE_UNITS = {"MNE": "A·m", "eLORETA": "A·m", "dSPM": "no unit, noise-normalised",
@@ -61,6 +71,82 @@ class ApplyResult:
             f"{self.peak.where}. Wrote {len(self.files)} file{'s' * (len(self.files) != 1)} "
             f"in {self.files[0].parent}: {names} ({self.seconds:.1f} s)."
         )
+
+
+def run_apply(request) -> ApplyResult:
+    """Read, check, compute and write as ``request`` (a :class:`~minnorm.cli.apply.ApplyRequest`)
+    says; see the module notes."""
+    start = time.perf_counter()
+    with _log.progress(total=4, desc="reading files", unit="step") as bar:
+        _fif.expect_kinds([(request.data, f"--{request.data_kind}",
+                            _fif.DATA_KINDS[request.data_kind]),
+                           (request.fwd, "--fwd", "forward solution"),
+                           (request.cov, "--cov", "noise covariance"),
+                           (request.inv, "--inv", "inverse operator")])
+        data, data_text = _read_data(request)
+        fwd = cov = inv = None
+        if request.inv is not None:
+            inv = InverseOperator.from_mne(_fif.read_inverse(request.inv))
+            src, mri_head_t = inv.src, inv.mne.mri_head_t
+        else:
+            fwd, cov = _fif.read_forward(request.fwd), _fif.read_cov(request.cov)
+            src, mri_head_t = fwd["src"], fwd["mri_head_t"]
+            _mne.check_reference(data.info, fwd["sol"]["row_names"])
+        label = None
+        if request.label is not None:
+            label = _fif.read_label(request.label)
+            _mne.label_vertices(label, src, mri_head_t)  # subject, hemisphere, overlap
+        complex_data = is_complex(data)
+        kind = estimate_kind(src.kind, request.pick_ori)
+        plan = plan_outputs(request, kind, data, complex_data)
+        check_memory_for(request, data, src, complex_data)
+        bar.update()
+        with AtomicOutputs(plan.all_paths, overwrite=request.overwrite) as outputs:
+            bar.set_description_str("inverse operator")
+            if inv is None:
+                inv = make_inverse_operator(
+                    data.info, fwd, cov, loose=request.loose, depth=request.depth,
+                    fixed=True if request.fixed else "auto",
+                    on_mismatch="ignore" if request.union_bads else "raise",
+                )
+            if plan.inverse is not None:
+                _mne.write_inverse(outputs.temporary(plan.inverse), inv.to_mne(),
+                                   overwrite=True)
+            bar.update()
+            if isinstance(request.lambda2, str):  # a rule: chosen once, from the data
+                request = replace(request, lambda2=chosen_lambda2(request, data, inv),
+                                  snr=None, rule=request.lambda2)
+            bar.set_description_str(f"{request.method} estimates")
+            peak, times = write_estimates(request, data, inv, label, plan, outputs)
+            data_text += (f", {len(times)} samples from {times[0]:.3f} to "
+                          f"{times[-1]:.3f} s")
+            bar.update()
+            bar.set_description_str("writing files")
+        bar.update()
+    return ApplyResult(request=request, data_text=data_text,
+                       operator_text=describe_used_operator(inv, request),
+                       peak=peak, files=plan.all_paths,
+                       seconds=time.perf_counter() - start)
+
+
+def _read_data(request):
+    """The evoked / epochs / raw to invert, and a phrase describing it."""
+    kind, path = request.data_kind, request.data
+    if kind == "evoked":
+        data = _fif.read_evoked(path, request.condition)
+        check_time_window(request.tmin, request.tmax, data.times, what=f"evoked {path.name}")
+        if request.tmin is not None or request.tmax is not None:
+            data = data.copy().crop(request.tmin, request.tmax)
+        text = f"evoked {data.comment!r} (nave {data.nave}) of {path.name}"
+    elif kind == "epochs":
+        data = _fif.read_epochs(path)
+        check_time_window(request.tmin, request.tmax, data.times, what=f"epochs {path.name}")
+        text = f"{len(data.events)} epochs of {path.name}"
+    else:
+        data = _fif.read_raw(path)
+        check_time_window(request.tmin, request.tmax, data.times, what=f"raw {path.name}")
+        text = f"raw data of {path.name}"
+    return data, text
 
 
 def estimate_kind(src_kind: str, pick_ori) -> str:

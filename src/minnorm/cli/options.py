@@ -1,4 +1,9 @@
-"""What every ``minnorm`` command shares: the parser, option types, exit statuses."""
+"""What every ``minnorm`` command shares: the parser, option types, exit statuses.
+
+Every call of ``minnorm`` builds the whole parser, ``--help`` and ``--version``
+included, so this module and the commands' option modules load no SciPy or
+MNE-Python (a λ² given on the command line is checked with SciPy's module then).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import argparse
 
 from ..engine.checks import check_depth, check_loose, lambda2_from_snr
 from ..engine.memory import parse_memory
-from ..engine.regularisation import RULES, lambda2_or_rule
+from ..engine.names import RULES
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -38,6 +43,13 @@ def typed(check, name):
 
     convert.__name__ = name
     return convert
+
+
+def lambda2_type(text):
+    """--lambda2: a number > 0 or the name of a rule (returned as is)."""
+    from ..engine.regularisation import lambda2_or_rule
+
+    return lambda2_or_rule(text)
 
 
 def snr_type(text) -> float:
@@ -94,7 +106,7 @@ def add_regularisation(parser, *, rules: bool = True):
                             "1 is usual for single epochs and raw data)")
     how = (f", or a rule that chooses it from the data: {', '.join(RULES)}" if rules
            else "; a number only, as the rules that choose λ² need data")
-    group.add_argument("--lambda2", type=typed(lambda2_or_rule, "lambda2"),
+    group.add_argument("--lambda2", type=typed(lambda2_type, "lambda2"),
                        help=f"regularisation λ² > 0 directly (instead of --snr){how}")
 
 

@@ -26,13 +26,13 @@ import numpy as np
 from . import eloreta as _eloreta
 from .linalg import svd_wide
 from .checks import name_list, positive_number
+from .names import METHODS
 from .whitening import Whitener
 
 __all__ = ["Kernel", "prepare_kernel", "METHODS"]
 
 logger = logging.getLogger("minnorm")
 
-METHODS = ("MNE", "dSPM", "sLORETA", "eLORETA")
 Method = Literal["MNE", "dSPM", "sLORETA", "eLORETA"]
 _CACHE_SIZE = 8
 

@@ -38,11 +38,11 @@ import numpy as np
 from scipy import optimize
 
 from .kernel import check_lambda2
+from .names import RULES
 
 __all__ = ["RULES", "Problem", "lambda2_grid", "criterion", "choose", "cv_error",
            "lcurve_parts", "lambda2_or_rule"]
 
-RULES = ("gcv", "lcurve", "discrepancy", "evidence", "cv")
 # what each rule does with its curve: the chosen λ² is where the curve is...
 GOAL = {"gcv": "min", "lcurve": "max", "discrepancy": "root", "evidence": "max", "cv": "min"}
 CV_FOLDS = 5

@@ -45,6 +45,7 @@ import numpy as np
 from .expand import source_rows
 from .linalg import chunks, n_workers, run_parallel
 from .memory import parse_memory
+from .names import FUNCTIONS, METRICS
 
 __all__ = ["METRICS", "FUNCTIONS", "rectify", "function_metrics", "dense_metrics",
            "lowrank_metrics", "normalise_amplitudes", "tile_bytes", "plan_bytes", "spatial_order",
@@ -52,8 +53,6 @@ __all__ = ["METRICS", "FUNCTIONS", "rectify", "function_metrics", "dense_metrics
 
 logger = logging.getLogger("minnorm")
 
-METRICS = ("peak_err", "cog_err", "sd_ext", "maxrad_ext", "peak_amp", "sum_amp")
-FUNCTIONS = ("psf", "ctf")
 _AMPLITUDE = ("peak_amp", "sum_amp")
 
 
