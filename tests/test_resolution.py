@@ -215,7 +215,6 @@ def test_tiles_equal_dense(width, inverses, fwd_fixed):
     (the dense path tiles columns for PSFs: a different algorithm)."""
     f = minnorm.resolution.resolution_factors(fwd_fixed, inverses["loose"], method="sLORETA")
     loc = np.vstack([s["rr"][s["vertno"]] for s in fwd_fixed["src"]])
-    n = len(loc)
     tiled = eng.lowrank_metrics(f.A, f.B, loc, functions=eng.FUNCTIONS, metrics=eng.METRICS,
                                 width=width)
     R = f.A @ f.B

@@ -20,7 +20,7 @@ from minnorm.teaching.simulate import (
     simulate_evoked,
     source_waveforms,
 )
-from minnorm.teaching.template import load_template, one_blas_thread, source_depth
+from minnorm.teaching.template import load_template, source_depth
 
 
 pytestmark = pytest.mark.usefixtures("one_blas")  # see conftest.py

@@ -24,7 +24,6 @@ from minnorm.teaching.template import (
     check_placement,
     inside_surface,
     load_template,
-    one_blas_thread,
     place_head,
     source_depth,
     surface_distance,
