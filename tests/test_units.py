@@ -163,3 +163,19 @@ def test_command_line_parser_loads_no_heavy_library():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True)
     assert out.stdout.splitlines()[-1] == "[0, 0, 0, 0, 0, 0, 0, 2, 2] []"
+
+
+def test_subpackages_are_attributes_of_a_fresh_import():
+    """'import minnorm' loads its public names lazily, yet minnorm.beamformer, .resolution,
+    .time_frequency, .io and .engine are there on a fresh import, as before; unknown names
+    are still an AttributeError."""
+    script = (
+        "import minnorm\n"
+        "names = ['beamformer', 'resolution', 'time_frequency', 'io', 'engine', 'inverse']\n"
+        "print([getattr(minnorm, n).__name__ for n in names],\n"
+        "      minnorm.beamformer.make_lcmv is minnorm.make_lcmv, hasattr(minnorm, 'nosuch'))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.splitlines()[-1] == (
+        "['minnorm.beamformer', 'minnorm.resolution', 'minnorm.time_frequency', 'minnorm.io', "
+        "'minnorm.engine', 'minnorm.inverse'] True False")

@@ -10,6 +10,7 @@ MNE-Python nor SciPy until a function needs them.
 """
 
 from importlib import import_module
+from importlib.util import find_spec
 
 from ._log import MinnormWarning
 from ._version import __version__
@@ -92,6 +93,8 @@ def __getattr__(name: str):
     try:
         module, attr = _SOURCE[name]
     except KeyError:
+        if not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
+            return import_module(f".{name}", __name__)  # a subpackage: minnorm.beamformer, …
         raise AttributeError(f"module 'minnorm' has no attribute {name!r}") from None
     value = getattr(import_module(module, __name__), attr)
     globals()[name] = value
