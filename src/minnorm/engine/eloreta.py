@@ -114,14 +114,8 @@ class _Gain:
 
     def cov(self, B: np.ndarray, diagonal: bool) -> np.ndarray:
         """Go R Goᵀ (n, n) in float64, both triangles, for R = B Bᵀ."""
-        Got, Yt = self.Got, self.work
-        n = Got.shape[1]
-        if diagonal:
-            np.multiply(Got, B.astype(self.dtype)[:, np.newaxis], out=Yt)
-        else:
-            Bt = B.astype(self.dtype).transpose(0, 2, 1)
-            G3, Y3 = Got.reshape(len(B), 3, n), Yt.reshape(len(B), 3, n)
-            _by_sources(lambda sl: np.matmul(Bt[sl], G3[sl], out=Y3[sl]), len(B))
+        B = B.astype(self.dtype)
+        Yt = weight_rows(B if diagonal else B.transpose(0, 2, 1), self.Got, out=self.work)
         C = self._syrk(1.0, Yt.T, lower=1).astype(np.float64)  # Yt.T: F-ordered, no copy
         return np.tril(C) + np.tril(C, -1).T
 
@@ -245,20 +239,24 @@ def eloreta_weights(
     gain = _Gain(Got, np.float32 if max_iter > 1 and _float32_safe(grams) else np.float64)
     B = _factor(R, diagonal)
     mixer = _Anderson()
+
+    def image(gain, B):
+        """g(R) for R = B Bᵀ, normalised, and its factor."""
+        g, B_g = _update(gain.blocks(gain.whiten(gain.cov(B, diagonal), lambda2), n_orient),
+                         R_prior, n_orient, force_equal)
+        scale = np.vdot(g, traced) / n_nonzero
+        return g / scale, B_g / np.sqrt(scale)
+
     for it in range(max_iter):
         try:
-            g, B_g = _update(gain.blocks(gain.whiten(gain.cov(B, diagonal), lambda2), n_orient),
-                             R_prior, n_orient, force_equal)
+            g, B_g = image(gain, B)
         except ValueError:  # a block float32 cannot resolve: this iteration again in float64
             if gain.dtype == np.float64:
                 raise
             logger.debug("eLORETA: float32 cannot resolve every block; float64 from here")
             gain = _Gain(Got, np.float64)
             mixer.reset()
-            g, B_g = _update(gain.blocks(gain.whiten(gain.cov(B, diagonal), lambda2), n_orient),
-                             R_prior, n_orient, force_equal)
-        scale = np.vdot(g, traced) / n_nonzero
-        g /= scale
+            g, B_g = image(gain, B)
         delta = np.linalg.norm(g - R) / np.linalg.norm(R)
         logger.debug("eLORETA iteration %d (%s): relative change %.1e", it + 1,
                      gain.dtype.name, delta)
@@ -268,16 +266,16 @@ def eloreta_weights(
         if gain.dtype != np.float64 and (delta < max(FLOAT32_UNTIL, eps) or it + 2 >= max_iter):
             gain = _Gain(Got, np.float64)  # float64 from here; the iterates so far stay mixed
         R = mixer.mix(R, g)
-        B = B_g / np.sqrt(scale) if R is g else _mixed_factor(R, diagonal)
+        B = B_g if R is g else _mixed_factor(R, diagonal)
         if B is None:  # the mixed weights are not positive semi-definite: take g as it is
-            R, B = g, B_g / np.sqrt(scale)
+            R, B = g, B_g
     else:
         warnings.warn(f"eLORETA weight fitting did not converge (>= {eps})", RuntimeWarning,
                       stacklevel=3)
     del gain
     R = g
     # trace(G R Gᵀ) = trace(Go (R / prior) Goᵀ) = Σ_k ⟨R_k / prior_k, Go_kᵀ Go_k⟩
-    R /= np.vdot(R / R_prior, grams if not diagonal or n_orient == 1 else _diag(grams)) / n_nonzero
+    R /= np.vdot(R / R_prior, traced) / n_nonzero
     return _factor(R, diagonal)
 
 
@@ -345,13 +343,19 @@ def _float32_safe(grams: np.ndarray) -> bool:
     return ok
 
 
-def weight_rows(R_sqrt: np.ndarray, Gt: np.ndarray) -> np.ndarray:
-    """(G R**½)ᵀ = R**½ Gᵀ from Gᵀ (n_rows, n), for diagonal (n_rows,) or symmetric block
-    (n_src, 3, 3) weights: each source's rows mixed by its block, on every core."""
-    if R_sqrt.ndim == 1:
-        return Gt * R_sqrt[:, np.newaxis]
+def weight_rows(W: np.ndarray, Gt: np.ndarray, /, *, out: np.ndarray | None = None
+                ) -> np.ndarray:
+    """W_k Gₖᵀ for every source: Gᵀ (n_rows, n) with each row scaled (W of shape (n_rows,))
+    or each source's three rows mixed by its block (W of shape (n_src, 3, 3)), on every core.
+
+    With W = R**½ (symmetric blocks) this is (G R**½)ᵀ. ``out`` (n_rows, n), C-ordered,
+    receives the result.
+    """
+    if out is None:
+        out = np.empty(Gt.shape, dtype=np.result_type(W, Gt))
+    if W.ndim == 1:
+        return np.multiply(Gt, W[:, np.newaxis], out=out)
     n = Gt.shape[1]
-    out = np.empty(Gt.shape)
-    G3, out3 = np.ascontiguousarray(Gt).reshape(len(R_sqrt), 3, n), out.reshape(len(R_sqrt), 3, n)
-    _by_sources(lambda sl: np.matmul(R_sqrt[sl], G3[sl], out=out3[sl]), len(R_sqrt))
+    G3, out3 = np.ascontiguousarray(Gt).reshape(len(W), 3, n), out.reshape(len(W), 3, n)
+    _by_sources(lambda sl: np.matmul(W[sl], G3[sl], out=out3[sl]), len(W))
     return out
