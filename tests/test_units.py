@@ -160,9 +160,7 @@ def test_command_line_parser_loads_no_heavy_library():
         "codes = [main(argv) for argv in argvs]\n"
         "heavy = {'scipy', 'mne', 'matplotlib', 'sklearn', 'nilearn', 'h5py'}\n"
         "print(codes, sorted(heavy & {name.split('.')[0] for name in sys.modules}))\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.splitlines()[-1] == "[0, 0, 0, 0, 0, 0, 0, 2, 2] []"
+    assert _printed_by_fresh_python(script) == "[0, 0, 0, 0, 0, 0, 0, 2, 2] []"
 
 
 def test_subpackages_are_attributes_of_a_fresh_import():
@@ -174,8 +172,13 @@ def test_subpackages_are_attributes_of_a_fresh_import():
         "names = ['beamformer', 'resolution', 'time_frequency', 'io', 'engine', 'inverse']\n"
         "print([getattr(minnorm, n).__name__ for n in names],\n"
         "      minnorm.beamformer.make_lcmv is minnorm.make_lcmv, hasattr(minnorm, 'nosuch'))\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.splitlines()[-1] == (
+    assert _printed_by_fresh_python(script) == (
         "['minnorm.beamformer', 'minnorm.resolution', 'minnorm.time_frequency', 'minnorm.io', "
         "'minnorm.engine', 'minnorm.inverse'] True False")
+
+
+def _printed_by_fresh_python(script: str) -> str:
+    """The last line ``script`` prints in a new interpreter (no module of this one loaded)."""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    return out.stdout.splitlines()[-1]
