@@ -159,3 +159,19 @@ def test_eloreta_float32_start_reaches_the_float64_fixed_point(monkeypatch):
     # noise makes some blocks indefinite, and the fit goes on in float64 (seen in its log)
     mixed, plain = _eloreta_both_ways(monkeypatch, silent.reshape(30, -1), np.ones(600))
     assert np.linalg.norm(mixed - plain) / np.linalg.norm(plain) < 1e-7
+
+
+def test_eloreta_mixed_factor_reproduces_the_weights():
+    """C = Go R Goᵀ needs any B with B Bᵀ = R: Cholesky for definite blocks, the symmetric
+    root when a block is singular, none (g is taken as it is) when one is indefinite."""
+    from minnorm.engine.eloreta import _mixed_factor
+
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((50, 3, 3))
+    R = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(3)
+    for blocks in (R, np.concatenate([R, [np.diag([2.0, 1.0, 0.0])]])):
+        B = _mixed_factor(blocks, diagonal=False)
+        assert np.allclose(B @ B.transpose(0, 2, 1), blocks, rtol=0, atol=1e-12)
+    assert _mixed_factor(np.concatenate([R, [np.diag([1.0, 1.0, -0.5])]]), False) is None
+    assert _mixed_factor(np.array([1.0, 0.0, 4.0]), True) is not None
+    assert _mixed_factor(np.array([1.0, -1.0]), True) is None

