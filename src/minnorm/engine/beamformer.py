@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .linalg import one_blas_thread, sym_power
+from .linalg import one_blas_thread, stacked_matmul, sym_power
 
 __all__ = ["WEIGHT_NORMS", "PICK_ORIS", "INVERSIONS", "LcmvFilter", "check_options",
            "make_filter", "whiten_covariance", "regularized_inverse",
@@ -199,31 +199,31 @@ def lcmv_filter(gain: np.ndarray, cov_inv: np.ndarray, /, *, n_ori: int, weight_
         Lk = gain.reshape(M, n_src, n_ori).transpose(1, 0, 2)  # (n_src, M, n_ori), a view
     numer = (gain.T @ cov_inv).reshape(n_src, n_ori, M)  # L_kᵀ C⁻¹: one GEMM for all sources
     if n_ori == 3:
-        gram = np.matmul(Lk.swapaxes(1, 2), Lk)
+        gram = stacked_matmul(Lk.swapaxes(1, 2), Lk)
         if not reduce_rank:
             _check_singular(gram)
         else:  # L_k → L_k (I − v vᵀ): its smallest singular direction v removed
             v = np.linalg.eigh(gram)[1][:, :, :1]
             keep = np.eye(3) - np.matmul(v, v.swapaxes(1, 2))  # (n_src, 3, 3), symmetric
-            numer = np.matmul(keep, numer)
-            Lk = np.matmul(Lk, keep)
-    denom = np.matmul(numer, Lk)  # L_kᵀ C⁻¹ L_k  (n_src, n_ori, n_ori)
+            numer = stacked_matmul(keep, numer)
+            Lk = stacked_matmul(Lk, keep)
+    denom = stacked_matmul(numer, Lk)  # L_kᵀ C⁻¹ L_k  (n_src, n_ori, n_ori)
     max_power_ori = None
     if pick_ori == "max-power":
         ori = _max_power_orientation(numer, denom, weight_norm=weight_norm,
                                      reduce_rank=reduce_rank, inversion=inversion, nn=nn)
         max_power_ori = ori
-        numer = np.matmul(ori[:, np.newaxis, :], numer)  # (n_src, 1, M)
+        numer = stacked_matmul(ori[:, np.newaxis, :], numer)  # (n_src, 1, M)
         denom = np.einsum("ki,kij,kj->k", ori, denom, ori)[:, np.newaxis, np.newaxis]
         n_ori = 1
     elif pick_ori == "normal" and n_ori == 3:
         numer, denom = numer[:, 2:3], denom[:, 2:3, 2:3]
         n_ori = 1
     if weight_norm == "unit-noise-gain-invariant":  # (A_k A_kᵀ)^-½ A_k: no denominator
-        W = np.matmul(sym_power(np.matmul(numer, numer.swapaxes(1, 2)), -0.5, what=_NOT_PSD),
-                      numer)
+        W = stacked_matmul(sym_power(stacked_matmul(numer, numer.swapaxes(1, 2)), -0.5,
+                                     what=_NOT_PSD), numer)
     else:
-        W = np.matmul(_invert(denom, reduce_rank=reduce_rank, inversion=inversion), numer)
+        W = stacked_matmul(_invert(denom, reduce_rank=reduce_rank, inversion=inversion), numer)
     if weight_norm in ("unit-noise-gain", "nai"):
         noise = np.sqrt(np.einsum("kim,kim->ki", W, W))[:, :, np.newaxis]
         noise[noise == 0] = np.inf
@@ -240,7 +240,7 @@ def _max_power_orientation(numer, denom, *, weight_norm, reduce_rank, inversion,
     if weight_norm is None:
         ori_numer, ori_denom = np.eye(3)[np.newaxis], denom
     else:
-        ori_numer, ori_denom = denom, np.matmul(numer, numer.swapaxes(1, 2))  # LᵀC⁻²L
+        ori_numer, ori_denom = denom, stacked_matmul(numer, numer.swapaxes(1, 2))  # LᵀC⁻²L
     pick = np.matmul(_invert(ori_denom, reduce_rank=reduce_rank, inversion=inversion),
                      ori_numer)
     vals, vecs = np.linalg.eig(pick)  # not symmetric

@@ -19,12 +19,9 @@ import logging
 import warnings
 
 import numpy as np
-from scipy import linalg
-
-from scipy.linalg import blas
 
 from .checks import positive_number
-from .linalg import chunks, n_workers, run_parallel, sym_power
+from .linalg import chunks, n_workers, run_parallel, stacked_matmul, sym_power
 
 logger = logging.getLogger("minnorm")
 
@@ -101,17 +98,22 @@ class _Gain:
 
     An iteration is two n × n × n_rows products: C = Go R Goᵀ as a symmetric
     rank-k update of (Go B)ᵀ, R = B Bᵀ, and X = L⁻¹ Go, L the Cholesky factor
-    of C + λ² I, whose 3-row blocks give G_kᵀ N G_k = X_kᵀ X_k. Measured on two
-    threads at 303 × 61,353 (float64 / float32): numpy's Yᵀ Y (its own syrk call)
-    126 / 81 ms against SciPy's syrk 168 / 95 ms; the triangular product with
-    L⁻¹ (trmm) 143 / 62 ms against the triangular solve (trsm) 186 / 62 ms.
+    of C + λ² I, whose 3-row blocks give G_kᵀ N G_k = X_kᵀ X_k.
+
+    Every product runs on numpy's BLAS, X as Go L⁻ᵀ (a GEMM: twice a triangular
+    solve's flops). numpy and SciPy ship separate OpenBLAS builds, each with its own
+    threads, which spin for a while after a call: alternating the two (numpy's
+    products, SciPy's syrk or solve) made each ~1.5× slower on this 2-core machine.
+    Measured at 303 × 61,353 on two threads, alone (float64 / float32): numpy's
+    Yᵀ Y (one syrk) 126 / 81 ms, SciPy's syrk 168 / 95; the GEMM with L⁻¹ 182 / 87,
+    SciPy's solve (trsm) 168 / 60 — but 180–190 / 65–100 ms inside the loop, and
+    105–180 ms in float32 after numpy's syrk. The fit went from 3.6–4.2 s to 3.1–3.4 s.
     """
 
     def __init__(self, Got64: np.ndarray, dtype):
         self.Got = Got64.astype(dtype, copy=False)
         self.dtype = np.dtype(dtype)
         self.work = np.empty_like(self.Got)
-        self._trmm = getattr(blas, ("s" if self.dtype == np.float32 else "d") + "trmm")
 
     def cov(self, B: np.ndarray, diagonal: bool) -> np.ndarray:
         """Go R Goᵀ (n, n) in float64, both triangles, for R = B Bᵀ."""
@@ -121,13 +123,8 @@ class _Gain:
 
     def whiten(self, C: np.ndarray, lambda2: float) -> np.ndarray:
         """X = L⁻¹ Go as Xᵀ (n_rows, n), L L ᵀ = C + λ² I (factorised in float64)."""
-        eye = np.eye(len(C))
-        L = linalg.cholesky(C + lambda2 * eye, lower=True, check_finite=False)
-        L_inv = linalg.solve_triangular(L, eye, lower=True, check_finite=False)
-        np.copyto(self.work, self.Got)
-        X = self._trmm(1.0, L_inv.astype(self.dtype), self.work.T, side=0, lower=1,
-                       overwrite_b=1)  # work.T: F-ordered, no copy
-        return X.T
+        L = np.linalg.cholesky(C + lambda2 * np.eye(len(C)))
+        return np.matmul(self.Got, np.linalg.inv(L).T.astype(self.dtype), out=self.work)
 
     def blocks(self, Xt: np.ndarray, n_orient: int) -> np.ndarray:
         """X_kᵀ X_k per source: (n_src, 3, 3), or ‖x_k‖² (n_rows,) for one orientation."""
@@ -135,10 +132,7 @@ class _Gain:
             return np.einsum("km,km->k", Xt, Xt, dtype=np.float64)
         n = Xt.shape[1]
         X3 = Xt.reshape(-1, 3, n)
-        M = np.empty((len(X3), 3, 3), dtype=self.dtype)
-        _by_sources(lambda sl: np.matmul(X3[sl], X3[sl].transpose(0, 2, 1), out=M[sl]),
-                    len(X3))
-        return M.astype(np.float64)
+        return stacked_matmul(X3, X3.transpose(0, 2, 1)).astype(np.float64)
 
 
 class _Anderson:
@@ -326,9 +320,7 @@ def _grams(Got: np.ndarray, n_orient: int) -> np.ndarray:
     if n_orient == 1:
         return np.einsum("km,km->k", Got, Got)
     G3 = Got.reshape(-1, 3, Got.shape[1])
-    out = np.empty((len(G3), 3, 3))
-    _by_sources(lambda sl: np.matmul(G3[sl], G3[sl].transpose(0, 2, 1), out=out[sl]), len(G3))
-    return out
+    return stacked_matmul(G3, G3.transpose(0, 2, 1))
 
 
 def _diag(blocks: np.ndarray) -> np.ndarray:
@@ -368,5 +360,5 @@ def weight_rows(W: np.ndarray, Gt: np.ndarray, /, *, out: np.ndarray | None = No
         return np.multiply(Gt, W[:, np.newaxis], out=out)
     n = Gt.shape[1]
     G3, out3 = np.ascontiguousarray(Gt).reshape(len(W), 3, n), out.reshape(len(W), 3, n)
-    _by_sources(lambda sl: np.matmul(W[sl], G3[sl], out=out3[sl]), len(W))
+    stacked_matmul(W, G3, out=out3)
     return out

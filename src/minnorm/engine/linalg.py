@@ -29,7 +29,7 @@ from scipy import linalg
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["svd_wide", "sym_power", "real_matmul", "real_dtype", "complex_dtype", "n_workers",
-           "run_parallel", "chunks"]
+           "run_parallel", "chunks", "stacked_matmul"]
 
 WIDE = 4  # use the Gram matrix when N ≥ WIDE · M
 SYM_RCOND = 1e-7  # sym_power: eigenvalues below this fraction of the largest count as 0
@@ -158,6 +158,28 @@ def run_parallel(work, items) -> None:
 def chunks(n: int, size: int) -> list:
     """[(start, stop), …] covering range(n) in pieces of ``size``."""
     return [(k, min(k + size, n)) for k in range(0, n, size)]
+
+
+def stacked_matmul(A: np.ndarray, B: np.ndarray, /, *, out: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """A @ B for stacks of small matrices, (n, a, b) @ (n, b, c) → (n, a, c), the stack
+    split over every core.
+
+    numpy multiplies a stack one small matrix at a time on one core (the
+    per-source 3 × 3 and 3 × M products of eLORETA and the beamformer: 40–75 ms
+    each for 20,484 sources); halves of the stack on two threads took 0.55–0.8
+    of that here. Either operand may have a leading length of 1 (broadcast).
+    """
+    n = max(len(A), len(B))
+    if out is None:
+        out = np.empty((n, A.shape[1], B.shape[2]), dtype=np.result_type(A, B))
+
+    def part(ab):
+        sl = slice(*ab)
+        np.matmul(A if len(A) == 1 else A[sl], B if len(B) == 1 else B[sl], out=out[sl])
+
+    run_parallel(part, chunks(n, max(1, -(-n // n_workers()))))
+    return out
 
 
 @contextlib.contextmanager
