@@ -199,3 +199,26 @@ def test_a_source_no_sensor_sees(evoked_meeg, noise_cov):
         with pytest.raises(ValueError, match=r"1 sources \(index 0\) have zero gain: no sensor "
                                              r"sees them"):
             minnorm.apply_inverse(evoked, op, 1 / 9, method)
+
+
+@pytest.mark.parametrize("pick_ori", [None, "vector"])
+def test_eloreta_with_fewer_source_components_than_data_dimensions(evoked_meeg, noise_cov,
+                                                                    pick_ori):
+    """Three free dipoles (9 gain columns) against 303 whitened MEG dimensions: MNE-Python
+    fits eLORETA there; minnorm once refused it ("needs the gain in its 303 components")."""
+    import mne
+
+    info = mne.pick_info(evoked_meeg.info, mne.pick_types(evoked_meeg.info, meg=True))
+    sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.04), head_radius=None)
+    rr = np.array([[0.01, 0.0, 0.06], [0.02, 0.01, 0.06], [-0.03, 0.0, 0.05]])
+    src = mne.setup_volume_source_space(pos=dict(rr=rr, nn=np.tile([0.0, 0.0, 1.0], (3, 1))),
+                                        verbose="error")
+    fwd = mne.make_forward_solution(info, None, src, sphere, eeg=False, verbose="error")
+    evoked = evoked_meeg.copy().pick(info.ch_names)
+    inv = mne.minimum_norm.make_inverse_operator(info, fwd, noise_cov, verbose="error")
+    ref = mne.minimum_norm.apply_inverse(evoked, inv, 1 / 9, "eLORETA", pick_ori=pick_ori,
+                                         verbose="error")
+    op = minnorm.make_inverse_operator(info, fwd, noise_cov, verbose="error")
+    assert op.eigen_leads.shape[1] == 9 < op.whitener.n_nonzero
+    stc = minnorm.apply_inverse(evoked, op, 1 / 9, "eLORETA", pick_ori=pick_ori)
+    assert np.linalg.norm(stc.data - ref.data) / np.linalg.norm(ref.data) < 1e-3

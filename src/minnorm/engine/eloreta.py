@@ -181,9 +181,13 @@ def eloreta_weights(
 
     Parameters
     ----------
-    G : ndarray of shape (n_nonzero, n_orient·n_sources)
+    G : ndarray of shape (n_components, n_orient·n_sources)
         Whitened gain, without depth or orientation prior, in the basis of its
-        n_nonzero components (so that (G R Gᵀ + λ²I) is invertible).
+        components: n_nonzero of them, or fewer when the sources have fewer
+        (e.g. 3 dipoles, 9 columns, against 303 data dimensions): the rest of
+        the whitened space lies outside G's range and adds nothing to
+        Gᵀ (G R Gᵀ + λ²I)⁻¹ G, while the trace stays normalised to n_nonzero,
+        as MNE-Python's.
     orient_std : ndarray of shape (n_orient·n_sources,)
         √ of the orientation prior (ones for free or fixed).
     n_orient : 1 or 3
@@ -212,8 +216,9 @@ def eloreta_weights(
     the switch (their rounding is far below the changes they describe then);
     C is formed at each mixed iterate.
     """
-    if len(G) != n_nonzero:
-        raise ValueError(f"eLORETA needs the gain in its {n_nonzero} components, got {len(G)} rows")
+    if len(G) > n_nonzero:
+        raise ValueError(f"eLORETA needs the gain in at most its {n_nonzero} components, got "
+                         f"{len(G)} rows")
     diagonal = n_orient == 1 or force_equal
     n_src = G.shape[1] // n_orient
     if diagonal:
