@@ -467,3 +467,32 @@ def test_complex_data_are_written_as_hdf5(files, evoked_one, tmp_path, capsys):
     ref = mne.minimum_norm.apply_inverse(evoked, inv, 1 / 9, "dSPM", pick_ori="normal",
                                          verbose="error")
     np.testing.assert_allclose(stc.data, ref.data, rtol=1e-6, atol=1e-6 * np.abs(ref.data).max())
+
+
+@pytest.mark.parametrize("condition, asked", [
+    (CONDITION, [CONDITION]),                 # found by its comment: that condition alone
+    ("2", ["2", 2]),                          # not a comment: then as an index
+    (3, [3]),
+    ("Nope", ["Nope", None]),                 # not found: every condition, to list them
+])
+def test_reading_one_condition_reads_only_it(sample_files, monkeypatch, condition, asked):
+    """MNE-Python reads just the condition asked for (0.4 s instead of 2.9 s for all four of
+    the sample .fif.gz); every condition is read only to list them in an error."""
+    import minnorm.io.fif as fif
+
+    seen, read = [], mne.read_evokeds
+
+    def spy(path, condition=None, **kwargs):
+        seen.append(condition)
+        return read(path, condition=condition, **kwargs)
+
+    monkeypatch.setattr(fif.mne, "read_evokeds", spy)
+    try:
+        evoked = fif.read_evoked(sample_files.evoked, condition)
+    except ValueError:
+        evoked = None
+    assert seen == asked
+    if evoked is not None:
+        names = [e.comment for e in read(sample_files.evoked, verbose="error")]
+        index = names.index(condition) if condition in names else int(condition)
+        assert evoked.comment == names[index]

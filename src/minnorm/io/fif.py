@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import mne
+import numpy as np
 from mne.io.constants import FIFF
 
 from .paths import user_path
@@ -162,7 +163,11 @@ def read_evoked(fname, condition=None, option: str = "--evoked"):
     with several, the error lists them.
     """
     path = _expect(fname, option, "evoked")
-    evokeds = _read(mne.read_evokeds, path, option, "evoked responses")
+    for key in _condition_keys(condition):  # MNE reads only the condition's data (the
+        evoked = _read_condition(path, key)  # sample .fif.gz: 0.4 s instead of 2.9 s for all)
+        if evoked is not None:
+            return evoked
+    evokeds = _read(mne.read_evokeds, path, option, "evoked responses")  # all: to list them
     names = [e.comment for e in evokeds]
     listing = ", ".join(f"{k}: {n!r}" for k, n in enumerate(names))
     if condition is None:
@@ -178,6 +183,26 @@ def read_evoked(fname, condition=None, option: str = "--evoked"):
             return evokeds[index]
     raise ValueError(f"condition {condition!r} is not in {path.name}: its conditions "
                      f"are {listing} (give a name or an index)")
+
+
+def _condition_keys(condition) -> list:
+    """What MNE-Python's reader may find ``condition`` by: the comment, then the index."""
+    if condition is None or isinstance(condition, (bool, np.bool_)):
+        return []
+    if isinstance(condition, (int, np.integer)):
+        return [int(condition)] if condition >= 0 else []
+    keys = [str(condition)]
+    return keys + [int(condition)] if re.fullmatch(r"\d+", str(condition)) else keys
+
+
+def _read_condition(path: Path, key):
+    """The one condition ``key`` (comment or index), or None where MNE cannot read it so."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not conform to MNE naming")
+        try:
+            return mne.read_evokeds(path, condition=key, verbose="error")
+        except (ValueError, KeyError, IndexError, RuntimeError, OSError, TypeError):
+            return None
 
 
 def read_epochs(fname, option: str = "--epochs"):
