@@ -165,10 +165,12 @@ def stacked_matmul(A: np.ndarray, B: np.ndarray, /, *, out: np.ndarray | None = 
     """A @ B for stacks of small matrices, (n, a, b) @ (n, b, c) → (n, a, c), the stack
     split over every core.
 
-    numpy multiplies a stack one small matrix at a time on one core (the
-    per-source 3 × 3 and 3 × M products of eLORETA and the beamformer: 40–75 ms
-    each for 20,484 sources); halves of the stack on two threads took 0.55–0.8
-    of that here. Either operand may have a leading length of 1 (broadcast).
+    numpy's matmul multiplies a stack one small matrix at a time on one core
+    (the per-source 3 × 3 and 3 × M products of eLORETA and the beamformer:
+    36–64 ms each for 20,484 sources, M = 306); einsum's own loops on halves of
+    the stack on two threads took 13–27 ms for the (3 × M)(M × 3) products and
+    the same as matmul's halves for (3 × 3)(3 × M). Either operand may have a
+    leading length of 1 (broadcast).
     """
     n = max(len(A), len(B))
     if out is None:
@@ -176,7 +178,8 @@ def stacked_matmul(A: np.ndarray, B: np.ndarray, /, *, out: np.ndarray | None = 
 
     def part(ab):
         sl = slice(*ab)
-        np.matmul(A if len(A) == 1 else A[sl], B if len(B) == 1 else B[sl], out=out[sl])
+        np.einsum("...ij,...jl->...il", A if len(A) == 1 else A[sl],
+                  B if len(B) == 1 else B[sl], out=out[sl])
 
     run_parallel(part, chunks(n, max(1, -(-n // n_workers()))))
     return out
