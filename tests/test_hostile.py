@@ -178,19 +178,26 @@ def test_a_failed_move_undoes_the_earlier_ones(tmp_path, monkeypatch, overwrite)
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
 
 
-def test_a_source_no_sensor_sees(evoked_meeg, noise_cov):
-    """At the centre of a spherical head a dipole has no field: MNE-Python fails on an
-    inf in its depth prior; minnorm gives MNE's estimate (zero there) and refuses the
-    noise-normalised ones, which would be NaN, naming the source."""
+def _dipoles_in_a_sphere(evoked_meeg, rr):
+    """(MEG info, free-orientation forward, MEG evoked) for dipoles at ``rr`` (m) in a sphere
+    centred at (0, 0, 4 cm)."""
     import mne
 
     info = mne.pick_info(evoked_meeg.info, mne.pick_types(evoked_meeg.info, meg=True))
     sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.04), head_radius=None)
-    rr = np.array([[0.0, 0.0, 0.04], [0.02, 0.01, 0.06], [-0.03, 0.0, 0.05]])
-    src = mne.setup_volume_source_space(pos=dict(rr=rr, nn=np.tile([0.0, 0.0, 1.0], (3, 1))),
+    rr = np.asarray(rr, dtype=float)
+    src = mne.setup_volume_source_space(pos=dict(rr=rr, nn=np.tile([0.0, 0.0, 1.0], (len(rr), 1))),
                                         verbose="error")
     fwd = mne.make_forward_solution(info, None, src, sphere, eeg=False, verbose="error")
-    evoked = evoked_meeg.copy().pick(info.ch_names)
+    return info, fwd, evoked_meeg.copy().pick(info.ch_names)
+
+
+def test_a_source_no_sensor_sees(evoked_meeg, noise_cov):
+    """At the centre of a spherical head a dipole has no field: MNE-Python fails on an
+    inf in its depth prior; minnorm gives MNE's estimate (zero there) and refuses the
+    noise-normalised ones, which would be NaN, naming the source."""
+    info, fwd, evoked = _dipoles_in_a_sphere(evoked_meeg, [[0.0, 0.0, 0.04], [0.02, 0.01, 0.06],
+                                                           [-0.03, 0.0, 0.05]])
     op = minnorm.make_inverse_operator(info, fwd, noise_cov, verbose="error")
     stc = minnorm.apply_inverse(evoked, op, 1 / 9, "MNE")
     assert np.all(stc.data[0] == 0) and np.all(np.isfinite(stc.data))
@@ -208,13 +215,8 @@ def test_eloreta_with_fewer_source_components_than_data_dimensions(evoked_meeg, 
     fits eLORETA there; minnorm once refused it ("needs the gain in its 303 components")."""
     import mne
 
-    info = mne.pick_info(evoked_meeg.info, mne.pick_types(evoked_meeg.info, meg=True))
-    sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.04), head_radius=None)
-    rr = np.array([[0.01, 0.0, 0.06], [0.02, 0.01, 0.06], [-0.03, 0.0, 0.05]])
-    src = mne.setup_volume_source_space(pos=dict(rr=rr, nn=np.tile([0.0, 0.0, 1.0], (3, 1))),
-                                        verbose="error")
-    fwd = mne.make_forward_solution(info, None, src, sphere, eeg=False, verbose="error")
-    evoked = evoked_meeg.copy().pick(info.ch_names)
+    info, fwd, evoked = _dipoles_in_a_sphere(evoked_meeg, [[0.01, 0.0, 0.06], [0.02, 0.01, 0.06],
+                                                           [-0.03, 0.0, 0.05]])
     inv = mne.minimum_norm.make_inverse_operator(info, fwd, noise_cov, verbose="error")
     ref = mne.minimum_norm.apply_inverse(evoked, inv, 1 / 9, "eLORETA", pick_ori=pick_ori,
                                          verbose="error")
