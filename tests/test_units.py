@@ -182,3 +182,31 @@ def _printed_by_fresh_python(script: str) -> str:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True)
     return out.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize("n_times, freqs, n_tapers", [(601, 201, 3), (97, 49, 2), (600, 201, 3),
+                                                      (2048, 683, 1), (600, 301, 2)])
+def test_tapered_spectra_equal_the_fft_by_either_route(monkeypatch, n_times, freqs, n_tapers):
+    """The kept frequencies by one GEMM with the tapered DFT matrix (slow FFT lengths: primes)
+    or by FFTs: the same spectra (DC and Nyquist ÷ √2), whichever route is taken."""
+    from scipy import fft as sp_fft
+    from scipy.signal.windows import dpss
+
+    from minnorm.engine import spectra
+
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((3, 7, n_times)) + 4.0  # an offset the demeaning removes
+    tapers = np.atleast_2d(dpss(n_times, 2, n_tapers))
+    idx = np.arange(freqs)
+    Yd = Y - Y.mean(axis=-1, keepdims=True)
+    ref = np.stack([sp_fft.rfft(Yd * taper, axis=-1)[..., idx] for taper in tapers], axis=1)
+    ref[..., idx == 0] /= np.sqrt(2.0)
+    if n_times % 2 == 0:
+        ref[..., idx == n_times // 2] /= np.sqrt(2.0)
+    by_dft = n_times % 2 == 1  # the odd lengths here are slow for an FFT, the even ones fast
+    assert spectra.dft_is_cheaper(n_times, freqs * n_tapers, n_tapers) == by_dft
+    for dft in (True, False):
+        monkeypatch.setattr(spectra, "dft_is_cheaper", lambda *args, dft=dft: dft)
+        X = spectra.tapered_spectra(Y, tapers, idx)
+        assert X.shape == (3, n_tapers, 7, freqs)
+        np.testing.assert_allclose(X, ref, rtol=0, atol=1e-12 * np.abs(ref).max())

@@ -17,6 +17,8 @@ to expanded spectra.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import fft as sp_fft
 
@@ -72,17 +74,64 @@ def tapered_spectra(Y: np.ndarray, tapers: np.ndarray, freq_idx: np.ndarray) -> 
     -------
     X : ndarray of shape (n, n_tapers, r, n_freqs), complex
         rfft(taper · (y − mean y)); the DC term (and the Nyquist term of an
-        even length) divided by √2.
+        even length) divided by √2. (May be a transposed view.)
+
+    Notes
+    -----
+    Where the FFT's length is slow (a prime such as 601 samples goes through
+    Bluestein's algorithm) and few frequencies are kept, the kept frequencies
+    come from one real GEMM with the tapered DFT matrix instead
+    (:func:`dft_is_cheaper`): 601 samples, 3 tapers, 201 frequencies, 100
+    epochs × 306 components: ~0.8 s instead of 1.4 s of FFTs.
     """
     n_times = Y.shape[-1]
     Y = Y - Y.mean(axis=-1, keepdims=True)
+    scale = np.ones(len(freq_idx))
+    scale[freq_idx == 0] = 1 / np.sqrt(2.0)
+    if n_times % 2 == 0:
+        scale[freq_idx == n_times // 2] = 1 / np.sqrt(2.0)
+    if dft_is_cheaper(n_times, len(freq_idx) * len(tapers), len(tapers)):
+        D = _dft(n_times, tuple(int(f) for f in freq_idx))  # (n_times, n_freqs, 2): cos, −sin
+        D = tapers.T[:, :, np.newaxis, np.newaxis] * (D * scale[:, np.newaxis])[:, np.newaxis]
+        X = np.matmul(Y.reshape(-1, n_times), D.reshape(n_times, -1))  # (n·r, tap·f·2)
+        X = X.view(np.complex128).reshape(len(Y), Y.shape[1], len(tapers), len(freq_idx))
+        return X.transpose(0, 2, 1, 3)
     X = np.empty((len(Y), len(tapers), Y.shape[1], len(freq_idx)), np.complex128)
     for t, taper in enumerate(tapers):
         X[:, t] = sp_fft.rfft(Y * taper, axis=-1, workers=-1)[..., freq_idx]
-    X[..., freq_idx == 0] /= np.sqrt(2.0)
-    if n_times % 2 == 0:
-        X[..., freq_idx == n_times // 2] /= np.sqrt(2.0)
+    X *= scale
     return X
+
+
+def dft_is_cheaper(n_times: int, n_columns: int, n_tapers: int) -> bool:
+    """Whether a real GEMM with the DFT matrix of ``n_columns`` kept (taper, frequency)
+    pairs costs less than ``n_tapers`` real FFTs of ``n_times``, per signal.
+
+    GEMM: 4·n_times flops per pair. FFT: 2.5·L·log₂L flops of a tenth of the
+    GEMM's speed, L = n_times for a fast length, else three FFTs of the
+    Bluestein length next_fast_len(2·n_times − 1) (measured at 601 samples:
+    15.6 µs per FFT against 8.8 µs of GEMM per taper for 201 frequencies).
+    """
+    if sp_fft.next_fast_len(n_times, real=True) == n_times:
+        fft = 25.0 * n_times * np.log2(max(n_times, 2))
+    else:
+        L = sp_fft.next_fast_len(2 * n_times - 1)
+        fft = 3 * 25.0 * L * np.log2(L)
+    return 4.0 * n_times * n_columns < n_tapers * fft
+
+
+@functools.lru_cache(maxsize=8)
+def _dft(n_times: int, freq_idx: tuple) -> np.ndarray:
+    """cos and −sin of 2π·t·f/n_times for t < n_times and f in ``freq_idx``: (n_times, n_f, 2).
+
+    The phase t·f is reduced modulo n_times in integers, so every angle is exact to
+    float64's rounding whatever the length.
+    """
+    t = np.arange(n_times)[:, np.newaxis]
+    angle = 2 * np.pi * ((t * np.asarray(freq_idx)) % n_times) / n_times
+    D = np.stack([np.cos(angle), -np.sin(angle)], axis=-1)
+    D.flags.writeable = False
+    return D
 
 
 def wavelet_transform(Y_hat: np.ndarray, wavelet: np.ndarray, *, n_times: int,
