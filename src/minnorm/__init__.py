@@ -42,50 +42,7 @@ _RENAMED = {"INVERSE_METHODS": (".engine.kernel", "METHODS")}
 _SOURCE = {name: (module, name) for module, names in _EXPORTS.items() for name in names}
 _SOURCE.update(_RENAMED)
 
-__all__ = [
-    "__version__",
-    "INVERSE_METHODS",
-    "InverseOperator",
-    "Kernel",
-    "make_inverse_operator",
-    "prepare_inverse_operator",
-    "prepare_kernel",
-    "compute_rank_inverse",
-    "estimate_snr",
-    "apply_inverse",
-    "apply_inverse_epochs",
-    "apply_inverse_raw",
-    "apply_inverse_cov",
-    "apply_inverse_tfr_epochs",
-    "iter_inverse_epochs",
-    "iter_inverse_raw",
-    "write_inverse_epochs",
-    "write_inverse_raw",
-    "read_source_array",
-    "extract_label_time_course",
-    "choose_lambda2",
-    "Lambda2Choice",
-    "make_inverse_resolution_matrix",
-    "get_point_spread",
-    "get_cross_talk",
-    "resolution_metrics",
-    "resolution_maps",
-    "compute_source_psd",
-    "compute_source_psd_epochs",
-    "source_induced_power",
-    "source_band_induced_power",
-    "read_inverse_operator",
-    "write_inverse_operator",
-    "Beamformer",
-    "make_lcmv",
-    "apply_lcmv",
-    "apply_lcmv_epochs",
-    "apply_lcmv_raw",
-    "apply_lcmv_cov",
-    "make_lcmv_resolution_matrix",
-    "read_beamformer",
-    "MinnormWarning",
-]
+__all__ = ["__version__", "MinnormWarning", *_SOURCE]
 
 
 def __getattr__(name: str):
