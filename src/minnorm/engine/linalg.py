@@ -169,17 +169,17 @@ def stacked_matmul(A: np.ndarray, B: np.ndarray, /, *, out: np.ndarray | None = 
     (the per-source 3 × 3 and 3 × M products of eLORETA and the beamformer:
     36–64 ms each for 20,484 sources, M = 306); einsum's own loops on halves of
     the stack on two threads took 13–27 ms for the (3 × M)(M × 3) products and
-    the same as matmul's halves for (3 × 3)(3 × M). Either operand may have a
-    leading length of 1 (broadcast).
+    the same as matmul's halves for (3 × 3)(3 × M).
     """
-    n = max(len(A), len(B))
+    n = len(A)
+    if len(B) != n:
+        raise ValueError(f"stacks of {n} and {len(B)} matrices: they must be as long")
     if out is None:
         out = np.empty((n, A.shape[1], B.shape[2]), dtype=np.result_type(A, B))
 
     def part(ab):
         sl = slice(*ab)
-        np.einsum("...ij,...jl->...il", A if len(A) == 1 else A[sl],
-                  B if len(B) == 1 else B[sl], out=out[sl])
+        np.einsum("kij,kjl->kil", A[sl], B[sl], out=out[sl])
 
     run_parallel(part, chunks(n, max(1, -(-n // n_workers()))))
     return out
