@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from .checks import positive_number
-from .linalg import chunks, n_workers, run_parallel, stacked_matmul, sym_power
+from .linalg import stacked_matmul, sym_power
 
 logger = logging.getLogger("minnorm")
 
@@ -67,24 +67,14 @@ def _count(value) -> int:
     return int(value)
 
 
-def _by_sources(work, n_src: int) -> None:
-    """``work(slice)`` over blocks of sources, on every core (the 3 × 3 stacks)."""
-    run_parallel(lambda ab: work(slice(*ab)), chunks(n_src, max(1, -(-n_src // n_workers()))))
-
-
 def _eigh_psd(A: np.ndarray, rcond: float = 1e-7):
-    """Eigen-decomposition of a stack of PSD 3 × 3 blocks, on every core.
+    """Eigen-decomposition of a stack of PSD 3 × 3 blocks.
 
     Eigenvalues at or below ``rcond`` × the block's largest come back as 0; a
-    clearly negative one is an error.
+    clearly negative one is an error. (Halves of the stack on two threads took
+    as long as one call: 29 against 30 ms for 20,451 blocks.)
     """
-    s = np.empty(A.shape[:-1])
-    u = np.empty(A.shape)
-
-    def work(sl):
-        s[sl], u[sl] = np.linalg.eigh(A[sl])
-
-    _by_sources(work, len(A))
+    s, u = np.linalg.eigh(A)
     limit = s[..., -1:] * rcond
     if not (s >= -limit).all():
         raise ValueError(_NOT_PSD)
