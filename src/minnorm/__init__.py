@@ -2,7 +2,8 @@
 
 A drop-in for ``mne.minimum_norm``: the same function names and results
 (MNE, dSPM, sLORETA, eLORETA), computed from one SVD of the whitened,
-weighted gain; and for LCMV of ``mne.beamformer`` (``minnorm.beamformer``).
+weighted gain; and for LCMV and RAP-/TRAP-MUSIC of ``mne.beamformer``
+(``minnorm.beamformer``).
 
 The public names are imported on first use (PEP 562): ``import minnorm``, and
 with it the ``minnorm`` command's ``--help`` and ``--version``, load neither
@@ -19,7 +20,7 @@ from ._version import __version__
 _EXPORTS = {
     ".beamformer": ("Beamformer", "apply_lcmv", "apply_lcmv_cov", "apply_lcmv_epochs",
                     "apply_lcmv_raw", "make_lcmv", "make_lcmv_resolution_matrix",
-                    "read_beamformer"),
+                    "rap_music", "read_beamformer", "trap_music"),
     ".engine.kernel": ("Kernel", "prepare_kernel"),
     ".inverse.apply": ("apply_inverse", "apply_inverse_epochs", "apply_inverse_raw"),
     ".inverse.covariance": ("apply_inverse_cov",),

@@ -15,6 +15,7 @@ resolution  the leadfield, locations and indices of resolution analysis
 stc       source estimates from arrays
 data      epochs and raw data in blocks, a covariance's matrix
 beamformer  LCMV inputs as arrays, MNE's filter dict, a filter's channels and projector
+music     RAP-/TRAP-MUSIC inputs as arrays; Dipoles and the residual Evoked back
 """
 
 from .beamformer import (

@@ -1,9 +1,11 @@
-"""The LCMV beamformer, as ``mne.beamformer``: the same names, arguments, filters and files.
+"""The LCMV beamformer and RAP-/TRAP-MUSIC, as ``mne.beamformer``: the same names, arguments,
+filters, files and dipoles.
 
 lcmv     make_lcmv: every source's filter at once from stacked 3 × 3 blocks
 apply    apply_lcmv, apply_lcmv_epochs (batched), apply_lcmv_raw, apply_lcmv_cov,
          make_lcmv_resolution_matrix
 filter   the Beamformer dict (MNE-Python's class), read_beamformer and save (-lcmv.h5)
+music    rap_music, trap_music: dipoles from the signal subspace, every source scanned at once
 """
 
 from .apply import (
@@ -15,6 +17,7 @@ from .apply import (
 )
 from .filter import Beamformer, read_beamformer
 from .lcmv import make_lcmv
+from .music import rap_music, trap_music
 
 __all__ = [
     "Beamformer",
@@ -25,4 +28,6 @@ __all__ = [
     "apply_lcmv_cov",
     "make_lcmv_resolution_matrix",
     "read_beamformer",
+    "rap_music",
+    "trap_music",
 ]
