@@ -16,6 +16,11 @@ covariance over 0–0.5 s (``mne.compute_covariance``, not timed):
   and the max-power filter: MNE-Python's list of estimates against minnorm's list and its
   ``return_array=True`` in float64 and float32; checked: relative error of the estimates on
   the first epochs (``--check-epochs``);
+* DICS (``--only dics``): ``make_dics`` at 5 frequencies (Morlet CSDs of the epochs over
+  0–0.5 s, the noise CSD over the baseline, rank "info"; weight_norm None, and "unit-noise-gain" with
+  max-power), ``apply_dics_csd``, and ``apply_dics_epochs`` of the 10 Hz filter on
+  ``--dics-epochs`` epochs (40: both lists of estimates must fit in memory together);
+  checked: weights, powers, estimates;
 * ``rap_music`` and ``trap_music`` (``--only music``) with MNE's default 5 dipoles on the
   simulated evoked response and the noise covariance, once each (MNE-Python's scan takes
   about a minute at ico5); checked: the same sources found, relative error of the amplitudes.
@@ -114,6 +119,56 @@ def cpu_rows(x, data_cov, repeats: int, configs) -> list:
     return rows
 
 
+DICS_FREQS = [6.0, 10.0, 14.0, 20.0, 30.0]
+
+
+def dics_rows(x, repeats: int, n_epochs: int) -> list:
+    """make_dics (two configurations), apply_dics_csd and apply_dics_epochs."""
+    tfr = mne.time_frequency
+    csd = tfr.csd_morlet(x.epochs, DICS_FREQS, tmin=0.0, tmax=0.5, n_cycles=3, verbose=False)
+    noise_csd = tfr.csd_morlet(x.epochs, DICS_FREQS, tmin=None, tmax=0.0, n_cycles=3,
+                               verbose=False)
+    rows, kept = [], {}
+    for weight_norm, pick_ori in ((None, None), ("unit-noise-gain", "max-power")):
+        row = Row(x.name, f"make_dics {len(DICS_FREQS)} freqs weight_norm={weight_norm} "
+                          f"pick_ori={pick_ori}")
+
+        def make(bf, weight_norm=weight_norm, pick_ori=pick_ori):
+            return lambda: bf.make_dics(x.info, x.forward, csd, noise_csd=noise_csd, rank="info",
+                                        weight_norm=weight_norm, pick_ori=pick_ori,
+                                        verbose=False)
+
+        kept[pick_ori] = compare(row.task, row, make(mne.beamformer), make(minnorm.beamformer),
+                                 repeats, keep=True,
+                                 check=lambda a, b: rel_err(b["weights"], a["weights"]))
+        rows.append(row)
+    ref, ours = kept[None]
+    row = Row(x.name, f"apply_dics_csd {len(DICS_FREQS)} freqs")
+    compare(row.task, row, lambda: mne.beamformer.apply_dics_csd(csd, ref, verbose=False),
+            lambda: minnorm.beamformer.apply_dics_csd(csd, ours), repeats,
+            check=lambda a, b: rel_err(b[0], a[0]))
+    rows.append(row)
+    one = {}
+    for name, filt in (("mne", ref), ("ours", ours)):
+        one[name] = filt.copy()
+        one[name]["weights"] = filt["weights"][1:2]
+        one[name]["csd"] = filt["csd"].pick_frequency(index=1)
+    epochs = x.epochs[:n_epochs]
+    row = Row(x.name, f"apply_dics_epochs 10 Hz, {n_epochs} epochs")
+    compare(row.task, row, lambda: mne.beamformer.apply_dics_epochs(epochs, one["mne"],
+                                                                     verbose=False),
+            lambda: minnorm.beamformer.apply_dics_epochs(epochs, one["ours"]), repeats,
+            check=_lists_err)
+    rows.append(row)
+    return rows
+
+
+def _lists_err(ref, ours) -> float:
+    """‖ours − ref‖/‖ref‖ over two lists of estimates, pair by pair."""
+    num = sum(np.linalg.norm(b.data - a.data) ** 2 for a, b in zip(ref, ours, strict=True))
+    return float(np.sqrt(num / sum(np.linalg.norm(a.data) ** 2 for a in ref)))
+
+
 def music_rows(x, n_dipoles: int = 5) -> list:
     """rap_music and trap_music, once each: the sources found must be MNE-Python's."""
     rows = []
@@ -201,7 +256,8 @@ def main(argv=None):
     parser.add_argument("--check-epochs", type=int, default=10)
     parser.add_argument("--only", default="make,apply",
                         help="comma-separated among make, apply, cpu (make_lcmv on one "
-                             "thread), music (rap_music, trap_music)")
+                             "thread), dics, music (rap_music, trap_music)")
+    parser.add_argument("--dics-epochs", type=int, default=40)
     parser.add_argument("--quick", action="store_true", help="ico3 / 20 epochs smoke run")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -223,6 +279,8 @@ def main(argv=None):
         rows += cpu_rows(x, data_cov, args.repeats, MAKE)
     for key in APPLY if "apply" in groups else ():
         rows += apply_rows(x, kept[key], key[1], args.repeats, n_mne, n_check)
+    if "dics" in groups:
+        rows += dics_rows(x, args.repeats, min(args.dics_epochs, n_epochs))
     if "music" in groups:
         rows += music_rows(x)
     return finish(rows, args.json)

@@ -12,6 +12,13 @@ def rel_err(ours, ref):
     return np.linalg.norm(ours - ref) / np.linalg.norm(ref)
 
 
+def max_rel_err(ours, ref):
+    """max |ours − ref| / max |ref| of two arrays of the same shape (the beamformer files' bar)."""
+    ours, ref = np.asarray(ours), np.asarray(ref)
+    assert ours.shape == ref.shape
+    return np.abs(ours - ref).max() / np.abs(ref).max()
+
+
 def assert_same_stc(ours, ref, tol):
     """Same class, vertices, times and subject; data within relative error ``tol``."""
     assert type(ours) is type(ref)

@@ -12,6 +12,7 @@ labels, depth).
 import mne
 import numpy as np
 import pytest
+from _compare import max_rel_err as rel
 from mne.beamformer._compute_beamformer import _compute_beamformer as mne_compute_beamformer
 
 import minnorm
@@ -25,12 +26,6 @@ from minnorm.engine.power import source_power
 TOL = 1e-6  # relative error, filters and estimates
 
 pytestmark = pytest.mark.usefixtures("one_blas")  # small products; see conftest.py
-
-
-def rel(ours, ref):
-    ours, ref = np.asarray(ours), np.asarray(ref)
-    assert ours.shape == ref.shape
-    return np.abs(ours - ref).max() / np.abs(ref).max()
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 A drop-in for ``mne.minimum_norm``: the same function names and results
 (MNE, dSPM, sLORETA, eLORETA), computed from one SVD of the whitened,
-weighted gain; and for LCMV and RAP-/TRAP-MUSIC of ``mne.beamformer``
-(``minnorm.beamformer``).
+weighted gain; and for ``mne.beamformer`` (LCMV, DICS, RAP-/TRAP-MUSIC) as
+``minnorm.beamformer``.
 
 The public names are imported on first use (PEP 562): ``import minnorm``, and
 with it the ``minnorm`` command's ``--help`` and ``--version``, load neither
@@ -18,9 +18,11 @@ from ._version import __version__
 
 # module (relative to minnorm) → the public names it defines
 _EXPORTS = {
-    ".beamformer": ("Beamformer", "apply_lcmv", "apply_lcmv_cov", "apply_lcmv_epochs",
-                    "apply_lcmv_raw", "make_lcmv", "make_lcmv_resolution_matrix",
-                    "rap_music", "read_beamformer", "trap_music"),
+    ".beamformer": ("Beamformer", "apply_dics", "apply_dics_csd", "apply_dics_epochs",
+                    "apply_dics_tfr_epochs", "apply_lcmv", "apply_lcmv_cov",
+                    "apply_lcmv_epochs", "apply_lcmv_raw", "make_dics", "make_lcmv",
+                    "make_lcmv_resolution_matrix", "rap_music", "read_beamformer",
+                    "trap_music"),
     ".engine.kernel": ("Kernel", "prepare_kernel"),
     ".inverse.apply": ("apply_inverse", "apply_inverse_epochs", "apply_inverse_raw"),
     ".inverse.covariance": ("apply_inverse_cov",),

@@ -1,11 +1,12 @@
-"""The LCMV beamformer and RAP-/TRAP-MUSIC, as ``mne.beamformer``: the same names, arguments,
-filters, files and dipoles.
+"""The LCMV and DICS beamformers and RAP-/TRAP-MUSIC, as ``mne.beamformer``: the same names,
+arguments, filters, files and dipoles.
 
 lcmv     make_lcmv: every source's filter at once from stacked 3 × 3 blocks
 apply    apply_lcmv, apply_lcmv_epochs (batched), apply_lcmv_raw, apply_lcmv_cov,
          make_lcmv_resolution_matrix
 filter   the Beamformer dict (MNE-Python's class), read_beamformer and save (-lcmv.h5)
 music    rap_music, trap_music: dipoles from the signal subspace, every source scanned at once
+dics     make_dics (LCMV's filter per frequency of a CSD), apply_dics, _epochs, _tfr_epochs, _csd
 """
 
 from .apply import (
@@ -14,6 +15,13 @@ from .apply import (
     apply_lcmv_epochs,
     apply_lcmv_raw,
     make_lcmv_resolution_matrix,
+)
+from .dics import (
+    apply_dics,
+    apply_dics_csd,
+    apply_dics_epochs,
+    apply_dics_tfr_epochs,
+    make_dics,
 )
 from .filter import Beamformer, read_beamformer
 from .lcmv import make_lcmv
@@ -30,4 +38,9 @@ __all__ = [
     "read_beamformer",
     "rap_music",
     "trap_music",
+    "make_dics",
+    "apply_dics",
+    "apply_dics_epochs",
+    "apply_dics_tfr_epochs",
+    "apply_dics_csd",
 ]

@@ -22,7 +22,7 @@ from ..engine.power import source_power
 from .filter import as_filter
 
 __all__ = ["apply_lcmv", "apply_lcmv_epochs", "apply_lcmv_raw", "apply_lcmv_cov",
-           "make_lcmv_resolution_matrix", "filter_expander"]
+           "make_lcmv_resolution_matrix", "filter_expander", "vector_frames"]
 
 
 def filter_expander(filters, fields: np.ndarray, *, dtype="float64") -> Expander:
@@ -32,17 +32,23 @@ def filter_expander(filters, fields: np.ndarray, *, dtype="float64") -> Expander
     n_loc = sum(len(v) for v in filters["vertices"])
     vector = bool(filters["is_free_ori"]) and filters["pick_ori"] == "vector"
     if vector:
-        nn = np.asarray(filters["source_nn"], np.float64)
-        if len(nn) != len(weights):
-            raise ValueError("vector estimates of a filter made with a label are not supported "
-                             "(MNE-Python fails on them too): make the filter without a label "
-                             "and restrict the estimate with stc.in_label(label)")
-        weights = to_xyz(weights, nn, n_loc).reshape(-1, weights.shape[1])
+        weights = to_xyz(weights, vector_frames(filters, len(weights)), n_loc).reshape(
+            -1, weights.shape[1])
     return Expander(leads=np.ascontiguousarray(weights, dtype=dtype),
                     fields=np.ascontiguousarray(fields), group=3 if
                     filters["is_free_ori"] and not vector else 1,
                     out_shape=(n_loc, 3) if vector else (n_loc,), dtype=dtype,
                     vertices=[np.asarray(v) for v in filters["vertices"]])
+
+
+def vector_frames(filters, n_rows: int) -> np.ndarray:
+    """The source frames (x, y, z axes of each row) that turn a vector filter's rows to x, y, z."""
+    nn = np.asarray(filters["source_nn"], np.float64)
+    if len(nn) != n_rows:
+        raise ValueError("vector estimates of a filter made with a label are not supported "
+                         "(MNE-Python fails on them too): make the filter without a label "
+                         "and restrict the estimate with stc.in_label(label)")
+    return nn
 
 
 def _stc(data, filters, tmin, tstep):

@@ -74,7 +74,7 @@ def make_lcmv(info, forward, data_cov, reg=0.05, noise_cov=None, label=None, pic
                                        pick_ori=pick_ori, rank=rank, depth=depth,
                                        inversion=inversion)
         _check_reg(reg)
-        _check_psd(inputs)
+        _check_psd(inputs.cov, inputs.whitener)
         logger.info("Computing beamformer filters for %d sources",
                     inputs.gain.shape[1] // inputs.n_ori)
         result = bf.make_filter(inputs.gain, inputs.cov, inputs.whitener, reg=reg,
@@ -85,14 +85,15 @@ def make_lcmv(info, forward, data_cov, reg=0.05, noise_cov=None, label=None, pic
                                            pick_ori=pick_ori, inversion=inversion))
 
 
-def _check_psd(inputs) -> None:
-    """The whitened data covariance must be PSD (MNE-Python warns, then computes nonsense)."""
+def _check_psd(cov, whitener, what="data covariance") -> None:
+    """The whitened data covariance (or CSD) must be PSD (MNE-Python warns, then computes
+    nonsense)."""
     with one_blas_thread():  # M × M: threads gain nothing, and spin when the CPU is busy
-        eig = np.linalg.eigvalsh(bf.whiten_covariance(inputs.cov, inputs.whitener))
+        eig = np.linalg.eigvalsh(bf.whiten_covariance(cov, whitener))
     if not (eig >= -eig[-1] * 1e-7).all():
         raise ValueError(
-            f"the whitened data covariance is not positive semi-definite (eigenvalues from "
-            f"{eig[0]:.3g} to {eig[-1]:.3g}): check data_cov, and use rank='info' or None "
+            f"the whitened {what} is not positive semi-definite (eigenvalues from "
+            f"{eig[0]:.3g} to {eig[-1]:.3g}): check it, and use rank='info' or None "
             "(rank='full' keeps the directions that the projectors removed)")
 
 

@@ -7,7 +7,9 @@ field with unit gain and minimises the output power of everything else::
     C⁻¹ = (C_m + μ I)⁺_rank,  μ = reg · trace(C_m) / M   # diagonal loading
 
 C_m is the data covariance in whitened sensor space (W_n C_m W_nᵀ, W_n the
-noise whitener), L the whitened gain (depth-weighted when asked). All sources
+noise whitener), L the whitened gain (depth-weighted when asked); for DICS, C_m is
+one frequency's cross-spectral density, complex Hermitian unless its real part is
+taken (transposes of C_m's side are then conjugate transposes). All sources
 are computed at once: the n_ori × M numerators L_kᵀ C⁻¹ come from ONE matrix
 product (Lᵀ C⁻¹, n_rows × M), and every n_ori × n_ori denominator, inverse,
 orientation and normalisation is a stacked array handled by ``np.linalg``'s
@@ -119,9 +121,10 @@ def _is_one_of(value, allowed) -> bool:
 
 
 def whiten_covariance(cov: np.ndarray, whitener: np.ndarray) -> np.ndarray:
-    """W C Wᵀ, made exactly symmetric (large whitening coefficients round unevenly). (M, M)."""
+    """W C Wᵀ, made exactly symmetric (Hermitian for a cross-spectral density: large whitening
+    coefficients round unevenly). (M, M)."""
     cov_w = whitener @ cov @ whitener.T
-    return (cov_w + cov_w.T) / 2.0
+    return (cov_w + cov_w.T.conj()) / 2.0
 
 
 def regularized_inverse(cov: np.ndarray, reg: float, rank: int) -> tuple[np.ndarray, float,
@@ -148,7 +151,7 @@ def regularized_inverse(cov: np.ndarray, reg: float, rank: int) -> tuple[np.ndar
     order = np.argsort(np.abs(loaded))[::-1][:rank]  # the rank largest in magnitude
     kept, vec = loaded[order], vec[:, order]
     keep = np.abs(kept) > 0
-    return (vec[:, keep] / kept[keep]) @ vec[:, keep].T, loading, eig
+    return (vec[:, keep] / kept[keep]) @ vec[:, keep].T.conj(), loading, eig
 
 
 def _invert(blocks: np.ndarray, *, reduce_rank: bool, inversion: str) -> np.ndarray:
@@ -219,13 +222,13 @@ def lcmv_filter(gain: np.ndarray, cov_inv: np.ndarray, /, *, n_ori: int, weight_
     elif pick_ori == "normal" and n_ori == 3:
         numer, denom = numer[:, 2:3], denom[:, 2:3, 2:3]
         n_ori = 1
-    if weight_norm == "unit-noise-gain-invariant":  # (A_k A_kᵀ)^-½ A_k: no denominator
-        W = stacked_matmul(sym_power(stacked_matmul(numer, numer.swapaxes(1, 2)), -0.5,
-                                     what=_NOT_PSD), numer)
+    if weight_norm == "unit-noise-gain-invariant":  # (A_k A_kᴴ)^-½ A_k: no denominator
+        W = stacked_matmul(sym_power(stacked_matmul(numer, _ct(numer)), -0.5, what=_NOT_PSD),
+                           numer)
     else:
         W = stacked_matmul(_invert(denom, reduce_rank=reduce_rank, inversion=inversion), numer)
     if weight_norm in ("unit-noise-gain", "nai"):
-        noise = np.sqrt(np.einsum("kim,kim->ki", W, W))[:, :, np.newaxis]
+        noise = np.sqrt(np.einsum("kim,kim->ki", W, W.conj()).real)[:, :, np.newaxis]
         noise[noise == 0] = np.inf
         W /= noise  # W is new: divided in place
     return LcmvFilter(W.reshape(n_src * n_ori, M), max_power_ori, n_ori)
@@ -236,19 +239,32 @@ def _max_power_orientation(numer, denom, *, weight_norm, reduce_rank, inversion,
 
     Without weight normalisation: the principal eigenvector of (LᵀC⁻¹L)⁻¹;
     with it: of (LᵀC⁻²L)⁻¹ (LᵀC⁻¹L). Signs follow the normals.
+
+    For a complex CSD the eigenvectors are those of the matrix's real part (MNE-Python's
+    rule); with a weight normalisation that real part is not a product of symmetric
+    matrices, and a source's leading pair can come out complex (MNE-Python then keeps a
+    complex "orientation"): minnorm takes its real direction, normalised.
     """
     if weight_norm is None:
         ori_numer, ori_denom = np.eye(3)[np.newaxis], denom
     else:
-        ori_numer, ori_denom = denom, stacked_matmul(numer, numer.swapaxes(1, 2))  # LᵀC⁻²L
+        ori_numer, ori_denom = denom, stacked_matmul(numer, _ct(numer))  # LᵀC⁻²L
     pick = np.matmul(_invert(ori_denom, reduce_rank=reduce_rank, inversion=inversion),
                      ori_numer)
-    vals, vecs = np.linalg.eig(pick)  # not symmetric
-    best = np.argmax(np.abs(vals), axis=-1)
+    vals, vecs = np.linalg.eig(pick.real)  # not symmetric; a CSD's: its real part (MNE's)
+    best = np.argsort(np.abs(vals), axis=-1)[:, -1]  # on equal magnitudes, MNE-Python's pick
     ori = vecs[np.arange(len(vecs)), :, best].real
+    if np.iscomplexobj(vecs):  # a complex pair somewhere: its real direction, unit length
+        ori /= np.linalg.norm(ori, axis=1, keepdims=True)
     signs = np.sign(np.sum(ori * nn, axis=1, keepdims=True))
     signs[signs == 0] = 1.0
     return ori * signs
+
+
+def _ct(A: np.ndarray) -> np.ndarray:
+    """The conjugate transpose of a stack of matrices (a view when real)."""
+    A = A.swapaxes(-2, -1)
+    return A.conj() if np.iscomplexobj(A) else A
 
 
 def nai_noise(eig: np.ndarray, rank: int, loading: float) -> float:

@@ -70,7 +70,7 @@ def svd_wide(G: np.ndarray, /) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def sym_power(A: np.ndarray, power: float, *, reduce_rank: bool = False,
               what: str = "a matrix is not positive semi-definite") -> np.ndarray:
-    """A**power of stacked symmetric PSD matrices (…, n, n), power ∈ {-1, -½, ½}.
+    """A**power of stacked symmetric (or Hermitian) PSD matrices (…, n, n), power ∈ {-1, -½, ½}.
 
     Eigenvalues below ``SYM_RCOND`` × the largest are dropped (a pseudo-inverse);
     ``reduce_rank`` also drops the smallest one. A clearly negative eigenvalue
@@ -87,7 +87,8 @@ def sym_power(A: np.ndarray, power: float, *, reduce_rank: bool = False,
     if abs(power) == 0.5:
         s = np.sqrt(s)
     s = 1.0 / s if power < 0 else s
-    return np.matmul(u * s[..., np.newaxis, :], u.swapaxes(-2, -1))
+    ut = u.swapaxes(-2, -1)
+    return np.matmul(u * s[..., np.newaxis, :], ut.conj() if np.iscomplexobj(u) else ut)
 
 
 def real_dtype(dtype) -> np.dtype:
