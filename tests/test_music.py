@@ -44,14 +44,12 @@ def assert_same_dipoles(ours, ref):
 # --------------------------------------------------------------------------- MNE-Python
 
 
-@pytest.mark.parametrize("fwd_name, picks, orient", [
-    ("fwd_surf_meg", "meg", "free"),
-    ("fwd_surf_meg", "meg", "surf_ori"),
-    ("fwd_surf_meg", "meg", "fixed"),
-    ("fwd_surf_meeg", ["meg", "eeg"], "free"),
-    ("fwd_vol_meg", "meg", "free"),
-])
-@pytest.mark.parametrize("name", ["rap_music", "trap_music"])
+@pytest.mark.parametrize("name, fwd_name, picks, orient", [
+    ("rap_music", "fwd_surf_meg", "meg", "surf_ori"),  # converted to x, y, z: the free path
+    ("trap_music", "fwd_surf_meg", "meg", "fixed"),
+    ("rap_music", "fwd_surf_meeg", ["meg", "eeg"], "free"),
+    ("trap_music", "fwd_vol_meg", "meg", "free"),
+])  # MNE-Python's scan takes 1–3 s per call: each case once, with one of the two functions
 def test_music_equals_mne(request, evoked_n100, noise_cov, fwd_name, picks, orient, name):
     fwd = request.getfixturevalue(fwd_name)
     if orient != "free":
