@@ -58,11 +58,13 @@ CONFIGS = {
     "complex-grad-maxpower": ("fwd_surf_meg", True, dict(real_filter=False,
                                                           pick_ori="max-power")),
     "vol-vector": ("fwd_vol_meg", False, dict(pick_ori="vector", rank="info")),
+    "label-maxpower": ("fwd_surf_meg", False, dict(label=2, pick_ori="max-power",
+                                                   weight_norm="unit-noise-gain-invariant")),
 }
 
 
 @pytest.fixture(scope="module")
-def filters(request, meg):
+def filters(request, meg, template_labels):
     """(MNE's filters, minnorm's, the CSD they were made from) per configuration."""
     epochs, csd, noise_csd, grad_csd = meg
     cache = {}
@@ -74,6 +76,8 @@ def filters(request, meg):
             info = epochs.copy().pick("grad").info if grad else epochs.info
             data_csd = grad_csd if grad else csd
             kw = dict(options, noise_csd=None if grad else noise_csd)
+            if "label" in kw:  # the bilateral auditory label
+                kw["label"] = template_labels[kw["label"]]
             ref = mne.beamformer.make_dics(info, fwd, data_csd, verbose=False, **kw)
             cache[name] = ref, mb.make_dics(info, fwd, data_csd, **kw), data_csd
         return cache[name]
