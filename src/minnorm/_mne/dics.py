@@ -19,7 +19,7 @@ from mne.time_frequency import CrossSpectralDensity
 from ..engine import checks
 from .beamformer import LcmvInputs, _ranks, read_lcmv_inputs
 
-__all__ = ["DicsInputs", "read_dics_inputs", "dics_filter_dict", "csd_matrices"]
+__all__ = ["DicsInputs", "read_dics_inputs", "dics_filter_dict", "csd_matrices", "check_csd"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +32,8 @@ class DicsInputs:
     ranks: list  # the rank of each frequency's matrix
 
 
-def _check_csd(csd, name):
+def check_csd(csd, name="csd") -> None:
+    """A CrossSpectralDensity, else a TypeError naming where to get one."""
     if not isinstance(csd, CrossSpectralDensity):
         raise TypeError(f"{name} must be an mne.time_frequency.CrossSpectralDensity (e.g. "
                         f"from csd_morlet or csd_multitaper), got {type(csd).__name__}")
@@ -54,7 +55,7 @@ def _noise_cov(csd, noise_csd, real_filter):
     """The noise CSD as one Covariance (mean over frequencies), real with real_filter."""
     if noise_csd is None:
         return None
-    _check_csd(noise_csd, "noise_csd")
+    check_csd(noise_csd, "noise_csd")
     names = [c for c in csd.ch_names if c in noise_csd.ch_names]
     noise = noise_csd.copy().pick_channels(names, ordered=True)
     if len(noise.frequencies) > 1:
@@ -68,7 +69,7 @@ def _noise_cov(csd, noise_csd, real_filter):
 def read_dics_inputs(info, forward, csd, noise_csd, *, label, pick_ori, rank, depth,
                      inversion, real_filter) -> DicsInputs:
     """The arrays of one DICS problem, as ``mne.beamformer.make_dics`` prepares them."""
-    _check_csd(csd, "csd")
+    check_csd(csd)
     if not isinstance(info, mne.Info):
         raise TypeError(f"info must be an mne.Info, got {type(info).__name__}")
     if noise_csd is not None and not real_filter:

@@ -230,9 +230,7 @@ def apply_dics_csd(csd, filters, verbose=None):
         The CSD's frequencies (the mean of each bin).
     """
     with _mne.log_level(verbose):
-        if not isinstance(csd, edge.CrossSpectralDensity):
-            raise TypeError(f"csd must be an mne.time_frequency.CrossSpectralDensity, got "
-                            f"{type(csd).__name__}")
+        edge.check_csd(csd)
         filters = _as_dics(filters)
         matrices = edge.csd_matrices(csd, filters["ch_names"])
         weights = filters["weights"]
