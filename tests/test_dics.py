@@ -205,6 +205,8 @@ def test_refusals(meg, filters, fwd_surf_meg, evoked_meeg, noise_cov):
         mb.apply_dics_epochs(epochs[:2], ours)
     with pytest.raises(ValueError, match="the CSD has 1 frequencies and the filters 2"):
         mb.apply_dics_csd(csd.pick_frequency(index=0), ours)
+    with pytest.raises(TypeError, match="csd must be an mne.time_frequency.CrossSpectralDensity"):
+        mb.apply_dics_csd(noise_cov, ours)
     data_cov = mne.compute_covariance(epochs.copy().apply_baseline(verbose=False), verbose=False)
     lcmv = mb.make_lcmv(epochs.info, fwd_surf_meg, data_cov, noise_cov=noise_cov)
     with pytest.raises(ValueError, match="filters must be a DICS beamformer, got a LCMV one"):
