@@ -73,10 +73,10 @@ def music(gain: np.ndarray, data: np.ndarray, n_dipoles: int, *, n_ori: int,
     _, vecs = linalg.eigh(data @ data.T)
     phi = vecs[:, -n_dipoles:]
     projected = np.array(gain.T, order="C")  # a copy, source-major, projected in place below
+    basis = np.zeros((n_chan, 0))  # orthonormal, spanning the fields found so far
     found, orients, corrs = [], [], []
     fields = np.empty((n_chan, n_dipoles))
     for k in range(n_dipoles):
-        basis = linalg.svd(fields[:, :k], full_matrices=False)[0]  # the found fields' range
         phi_k = phi - basis @ (basis.T @ phi)
         if trap and k:
             phi_k = phi_k[:, -(n_dipoles - k + 1):]
@@ -87,14 +87,14 @@ def music(gain: np.ndarray, data: np.ndarray, n_dipoles: int, *, n_ori: int,
         orients.append(ori)
         corrs.append(subcorr[best])
         fields[:, k] = gain[:, best * n_ori:(best + 1) * n_ori] @ ori
-        if k + 1 < n_dipoles:  # the new field's direction out of the rows: (I − q qᵀ) G
-            q = fields[:, k] - basis @ (basis.T @ fields[:, k])
-            q -= basis @ (basis.T @ q)  # twice is enough (Kahan–Parlett)
-            norm = np.linalg.norm(q)
-            if norm > 0:
-                q /= norm
-                # in place, without a gain-sized temporary: Gᵀ ← Gᵀ − (Gᵀ q) qᵀ
-                blas.dger(-1.0, q, projected @ q, a=projected.T, overwrite_a=True)
+        q = fields[:, k] - basis @ (basis.T @ fields[:, k])  # its new direction
+        q -= basis @ (basis.T @ q)  # twice is enough (Kahan–Parlett)
+        norm = np.linalg.norm(q)
+        if norm > 0:
+            basis = np.column_stack([basis, q / norm])
+            if k + 1 < n_dipoles:  # out of the gain in place, without a gain-sized temporary:
+                blas.dger(-1.0, basis[:, -1], projected @ basis[:, -1], a=projected.T,
+                          overwrite_a=True)  # Gᵀ ← Gᵀ − (Gᵀ q) qᵀ
     amplitude = linalg.lstsq(fields, data)[0]
     return MusicFit(np.array(found), np.array(orients), np.array(corrs), fields, amplitude)
 
