@@ -25,6 +25,7 @@ from ..engine import beamformer as bf
 from ..engine.expand import apply_array, to_xyz
 from ..engine.linalg import chunks
 from ..engine.memory import DEFAULT_MAX_MEMORY
+from ..engine.power import source_power
 from .apply import filter_expander, vector_frames
 from .filter import Beamformer
 from .lcmv import _check_psd, _check_reg
@@ -239,14 +240,6 @@ def apply_dics_csd(csd, filters, verbose=None):
                              f"{len(weights)}: apply filters made at the CSD's frequencies")
         whitener = np.asarray(filters["whitener"], np.float64)
         group = 3 if filters["is_free_ori"] else 1
-        power = np.empty((sum(len(v) for v in filters["vertices"]), len(matrices)))
-        for i, (C, W) in enumerate(zip(matrices, weights)):
-            Cw = whitener @ C @ whitener.T
-            if np.iscomplexobj(W):  # Re diag(W C Wᴴ) = Σ Re(WC)·Re W + Im(WC)·Im W
-                WC = W @ Cw
-                rows = np.einsum("km,km->k", WC.real, W.real) + \
-                    np.einsum("km,km->k", WC.imag, W.imag)
-            else:  # real W: Re diag(W C Wᵀ) = diag(W Re(C) Wᵀ), one real product
-                rows = np.einsum("km,km->k", W @ Cw.real, W)
-            power[:, i] = rows.reshape(-1, group).sum(axis=1)
+        power = np.stack([source_power(W, whitener, C, group=group)  # real W: Re C only
+                          for C, W in zip(matrices, weights)], axis=1)
         return _stc(power, filters, 0.0, 1.0), [float(np.mean(f)) for f in csd.frequencies]
