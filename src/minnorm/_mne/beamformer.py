@@ -25,7 +25,8 @@ from .checks import check_compensation_grade, check_reference
 from .labels import label_vertices
 from .problem import _square_cov, channel_groups, group_ranks, projector_vectors
 
-__all__ = ["LcmvInputs", "read_lcmv_inputs", "filter_dict", "filter_channels", "filter_fields",
+__all__ = ["LcmvInputs", "read_lcmv_inputs", "filter_dict", "shared_filter_keys",
+           "filter_channels", "filter_fields",
            "filter_n_ori", "beamformer_from_file_dict", "MEEG_TYPES"]
 
 MEEG_TYPES = ("mag", "grad", "eeg")
@@ -193,16 +194,24 @@ def read_lcmv_inputs(info, forward, data_cov, noise_cov, *, label, pick_ori, ran
 
 def filter_dict(inputs: LcmvInputs, forward, result, *, weight_norm, pick_ori,
                 inversion) -> dict:
-    """MNE-Python's Beamformer keys for a computed filter."""
+    """MNE-Python's Beamformer keys for a computed LCMV filter."""
     return dict(
+        shared_filter_keys(inputs, forward, weight_norm=weight_norm, pick_ori=pick_ori,
+                           inversion=inversion),
         kind="LCMV", weights=result.weights, data_cov=inputs.data_cov,
-        noise_cov=inputs.noise_cov, whitener=inputs.whitener, weight_norm=weight_norm,
-        pick_ori=pick_ori, ch_names=list(inputs.ch_names), proj=inputs.proj,
-        is_ssp=bool(inputs.info["projs"]), vertices=inputs.vertices,
+        noise_cov=inputs.noise_cov, is_ssp=bool(inputs.info["projs"]),
+        n_sources=forward["nsource"], rank=inputs.rank, max_power_ori=result.max_power_ori)
+
+
+def shared_filter_keys(inputs: LcmvInputs, forward, *, weight_norm, pick_ori,
+                       inversion) -> dict:
+    """The keys LCMV and DICS filters share: channels, whitener, projector, sources, options."""
+    return dict(
+        whitener=inputs.whitener, weight_norm=weight_norm, pick_ori=pick_ori,
+        ch_names=list(inputs.ch_names), proj=inputs.proj, vertices=inputs.vertices,
         is_free_ori=inputs.n_ori == 3 and pick_ori in (None, "vector"),
-        n_sources=forward["nsource"], src_type=forward["src"].kind,
-        source_nn=np.array(forward["source_nn"]), subject=forward["src"][0].get("subject_his_id"),
-        rank=inputs.rank, max_power_ori=result.max_power_ori, inversion=inversion)
+        src_type=forward["src"].kind, source_nn=np.array(forward["source_nn"]),
+        subject=forward["src"][0].get("subject_his_id"), inversion=inversion)
 
 
 def filter_channels(data_ch_names, filters) -> list:

@@ -17,7 +17,7 @@ import numpy as np
 from mne.time_frequency import CrossSpectralDensity
 
 from ..engine import checks
-from .beamformer import LcmvInputs, _ranks, read_lcmv_inputs
+from .beamformer import LcmvInputs, _ranks, read_lcmv_inputs, shared_filter_keys
 
 __all__ = ["DicsInputs", "read_dics_inputs", "dics_filter_dict", "csd_matrices", "check_csd"]
 
@@ -102,12 +102,8 @@ def read_dics_inputs(info, forward, csd, noise_csd, *, label, pick_ori, rank, de
 def dics_filter_dict(inputs: DicsInputs, forward, weights, max_power_ori, *, weight_norm,
                      pick_ori, inversion) -> dict:
     """MNE-Python's Beamformer keys for DICS filters (weights: (n_freqs, n_rows, M))."""
-    lcmv = inputs.lcmv
     return dict(
-        kind="DICS", weights=weights, csd=inputs.csd, ch_names=list(lcmv.ch_names),
-        proj=lcmv.proj, vertices=lcmv.vertices, n_sources=sum(len(v) for v in lcmv.vertices),
-        subject=forward["src"][0].get("subject_his_id"), pick_ori=pick_ori,
-        inversion=inversion, weight_norm=weight_norm, src_type=forward["src"].kind,
-        source_nn=np.array(forward["source_nn"]),
-        is_free_ori=lcmv.n_ori == 3 and pick_ori in (None, "vector"),
-        whitener=lcmv.whitener, max_power_ori=max_power_ori)
+        shared_filter_keys(inputs.lcmv, forward, weight_norm=weight_norm, pick_ori=pick_ori,
+                           inversion=inversion),
+        kind="DICS", weights=weights, csd=inputs.csd, max_power_ori=max_power_ori,
+        n_sources=sum(len(v) for v in inputs.lcmv.vertices))  # MNE's DICS: the label's
